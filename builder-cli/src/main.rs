@@ -1,0 +1,3 @@
+//! `kiln`: build OCI images from Dockerfiles without a daemon.
+
+fn main() {}

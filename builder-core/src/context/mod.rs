@@ -1,0 +1,1 @@
+//! The build context: which files a build may read, after `.dockerignore`.

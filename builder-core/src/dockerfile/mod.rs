@@ -1,0 +1,5 @@
+//! The Dockerfile front end: text → typed [`Dockerfile`], and word expansion.
+
+pub mod ast;
+
+pub use ast::*;

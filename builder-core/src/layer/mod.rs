@@ -1,0 +1,5 @@
+//! Layers: deterministic tar writing, compression and digests.
+
+pub mod entry;
+
+pub use entry::{Content, Entry, EntryKind};

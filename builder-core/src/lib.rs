@@ -1,0 +1,8 @@
+//! kiln's library: turn a Dockerfile and a build context into an OCI image, with no daemon.
+#![deny(missing_docs)]
+
+pub mod context;
+pub mod diag;
+pub mod dockerfile;
+pub mod layer;
+pub mod oci;

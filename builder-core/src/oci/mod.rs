@@ -1,0 +1,5 @@
+//! OCI image types.
+
+pub mod digest;
+
+pub use digest::{Digest, DigestReader, DigestWriter};
