@@ -4,5 +4,6 @@
 pub mod context;
 pub mod diag;
 pub mod dockerfile;
+pub mod export;
 pub mod layer;
 pub mod oci;

@@ -1,5 +1,3 @@
 //! Layers: deterministic tar writing, compression and digests.
 
-pub mod entry;
-
-pub use entry::{Content, Entry, EntryKind};
+pub use crate::oci::entry::{self, Content, Entry, EntryKind};
