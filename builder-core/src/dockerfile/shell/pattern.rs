@@ -114,10 +114,10 @@ fn reverse_pattern(pattern: &str) -> String {
     let mut rest = pattern;
     while let Some(first) = rest.chars().next() {
         let mut len = first.len_utf8();
-        if first == '\\' {
-            if let Some(escaped) = rest[len..].chars().next() {
-                len += escaped.len_utf8();
-            }
+        if first == '\\'
+            && let Some(escaped) = rest[len..].chars().next()
+        {
+            len += escaped.len_utf8();
         }
         let (unit, tail) = rest.split_at(len);
         units.push(unit);
