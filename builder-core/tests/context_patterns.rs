@@ -127,5 +127,9 @@ fn ignorefile_read_all_cases() {
         let input = case["input"].as_str().unwrap_or("");
         assert_eq!(read_all(input), strings(&case["expected"]), "{case}");
     }
-    println!("ignorefile ReadAll cases: {}/{} passed", cases.len(), cases.len());
+    println!(
+        "ignorefile ReadAll cases: {}/{} passed",
+        cases.len(),
+        cases.len()
+    );
 }
