@@ -345,6 +345,10 @@ fn excluded_directory_with_reincluded_child_is_reported_before_it() {
     let (_dir, context) = context(Some("dir\n!dir/x.txt\n"));
     assert!(context.is_excluded("dir"));
     assert!(context.is_excluded("dir/sub/y.txt"));
+    assert!(context.is_excluded("/dir/sub"));
+    assert!(context.is_excluded("./dir/"));
+    assert!(!context.is_excluded(""));
+    assert!(!context.is_excluded("/"));
     assert!(!context.is_excluded("dir/x.txt"));
     assert_eq!(walked(&context, "dir"), ["dir", "dir/x.txt"]);
     assert_eq!(rels(&context.resolve_source("dir").unwrap()), ["dir"]);

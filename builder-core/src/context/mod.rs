@@ -115,9 +115,11 @@ impl BuildContext {
         &self.matcher
     }
 
-    /// Whether `rel` (slash-separated, relative to the root) is excluded by the ignore file: it or
-    /// a parent matches and no later exception re-includes it. The root is never excluded.
+    /// Whether `rel` (slash-separated, relative to the root; a leading `/` or `./` is ignored) is
+    /// excluded by the ignore file: it or a parent matches and no later exception re-includes it.
+    /// The root is never excluded.
     pub fn is_excluded(&self, rel: &str) -> bool {
+        let rel = rel.trim_start_matches('/');
         // Patterns were validated in `open`, so matching cannot fail; fail closed regardless.
         self.matcher.matches_or_parent_matches(rel).unwrap_or(true)
     }
