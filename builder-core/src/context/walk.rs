@@ -1,0 +1,265 @@
+//! Walking part of the context the way BuildKit sends it: sorted, filtered, symlinks not followed.
+//!
+//! Entries come out depth first, names sorted bytewise within each directory, with `lstat`
+//! metadata. An entry hidden by a filter is not reported, but a hidden directory is reported just
+//! before the first entry below it that is kept, so a kept file always arrives after all its
+//! parents. Excluded directories that no exception can reach are never listed; a permission error
+//! listing a directory that is itself hidden is ignored, since nothing in it could be sent anyway.
+//! Files are never opened.
+
+use std::collections::VecDeque;
+use std::fs::{self, Metadata};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::error::ContextError;
+use super::filter::{Decision, FilterState, WalkFilter};
+
+/// One entry found by a walk.
+#[derive(Debug, Clone)]
+pub struct ContextEntry {
+    /// Slash-separated path relative to the context root, `""` for the root itself.
+    pub rel: String,
+    /// Absolute host path.
+    pub path: PathBuf,
+    /// `lstat` metadata: a symbolic link is described, not its target.
+    pub metadata: Metadata,
+}
+
+/// An iterator over the entries of a walk; see the module documentation for the order.
+#[derive(Debug)]
+pub struct Walk<'a> {
+    root: PathBuf,
+    filters: Vec<&'a WalkFilter>,
+    pending: VecDeque<Result<ContextEntry, ContextError>>,
+    stack: Vec<Frame>,
+}
+
+/// A directory being listed.
+#[derive(Debug)]
+struct Frame {
+    rel: String,
+    /// The directory's own entry while it is hidden and not yet reported.
+    unreported: Option<ContextEntry>,
+    states: Vec<FilterState>,
+    children: std::vec::IntoIter<String>,
+}
+
+/// Walks `rel` (a file or directory under `root`, `""` for the root) through the stacked
+/// `filters`. `rel` itself is the first entry when it is kept; `rel`'s parent directories are
+/// evaluated for the filters' sake but not reported, and must not be symbolic links.
+pub fn walk_filtered<'a>(
+    root: &Path,
+    rel: &str,
+    filters: impl IntoIterator<Item = &'a WalkFilter>,
+) -> Result<Walk<'a>, ContextError> {
+    let mut walk = Walk {
+        root: root.to_path_buf(),
+        filters: filters.into_iter().collect(),
+        pending: VecDeque::new(),
+        stack: Vec::new(),
+    };
+    let components: Vec<&str> = rel
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect();
+    if components.contains(&"..") {
+        return Err(ContextError::OutsideContext {
+            source_path: rel.to_owned(),
+        });
+    }
+    let Some((_, parents)) = components.split_last() else {
+        let metadata = lstat(root)?;
+        let children = walk.children(root)?;
+        walk.pending.push_back(Ok(ContextEntry {
+            rel: String::new(),
+            path: root.to_path_buf(),
+            metadata,
+        }));
+        walk.stack.push(Frame {
+            rel: String::new(),
+            unreported: None,
+            states: vec![FilterState::default(); walk.filters.len()],
+            children,
+        });
+        return Ok(walk);
+    };
+    let mut states = vec![FilterState::default(); walk.filters.len()];
+    for depth in 1..=parents.len() {
+        let parent_rel = parents[..depth].join("/");
+        let metadata = lstat(&root.join(&parent_rel))?;
+        if metadata.file_type().is_symlink() {
+            return Err(ContextError::SymlinkInPath {
+                rel: rel.to_owned(),
+            });
+        }
+        match walk.decide(&parent_rel, true, &states)? {
+            Some(next) => states = next,
+            None => return Ok(walk),
+        }
+    }
+    let rel = components.join("/");
+    let path = root.join(&rel);
+    let metadata = lstat(&path)?;
+    walk.visit(rel, path, metadata, &states, true)?;
+    Ok(walk)
+}
+
+fn lstat(path: &Path) -> Result<Metadata, ContextError> {
+    fs::symlink_metadata(path).map_err(|error| ContextError::io("stat", path, error))
+}
+
+impl Walk<'_> {
+    /// Runs every layer; `None` when one of them prunes the entry.
+    fn decide(
+        &self,
+        rel: &str,
+        is_dir: bool,
+        parent: &[FilterState],
+    ) -> Result<Option<Vec<FilterState>>, ContextError> {
+        self.decide_all(rel, is_dir, parent)
+            .map(|outcome| outcome.map(|(_, states)| states))
+    }
+
+    fn decide_all(
+        &self,
+        rel: &str,
+        is_dir: bool,
+        parent: &[FilterState],
+    ) -> Result<Option<(bool, Vec<FilterState>)>, ContextError> {
+        let mut hidden = false;
+        let mut states = Vec::with_capacity(self.filters.len());
+        for (filter, parent_state) in self.filters.iter().zip(parent) {
+            let (decision, state) = filter
+                .decide(rel, is_dir, parent_state)
+                .map_err(ContextError::Filter)?;
+            match decision {
+                Decision::Prune => return Ok(None),
+                Decision::Hide => hidden = true,
+                Decision::Keep => {}
+            }
+            states.push(state);
+        }
+        Ok(Some((hidden, states)))
+    }
+
+    /// Handles one entry: reports it (after any unreported parents) unless hidden, and queues a
+    /// directory for listing.
+    fn visit(
+        &mut self,
+        rel: String,
+        path: PathBuf,
+        metadata: Metadata,
+        parent: &[FilterState],
+        is_start: bool,
+    ) -> Result<(), ContextError> {
+        let is_dir = metadata.is_dir();
+        let Some((hidden, states)) = self.decide_all(&rel, is_dir, parent)? else {
+            return Ok(());
+        };
+        let entry = ContextEntry {
+            rel: rel.clone(),
+            path: path.clone(),
+            metadata,
+        };
+        let unreported = if hidden {
+            Some(entry)
+        } else {
+            self.report_parents();
+            self.pending.push_back(Ok(entry));
+            None
+        };
+        if !is_dir {
+            return Ok(());
+        }
+        let children = match self.children(&path) {
+            Ok(children) => children,
+            Err(ContextError::Io { error, .. })
+                if hidden && error.kind() == io::ErrorKind::PermissionDenied =>
+            {
+                Vec::new().into_iter()
+            }
+            Err(error) if is_start => return Err(error),
+            Err(error) => {
+                self.pending.push_back(Err(error));
+                Vec::new().into_iter()
+            }
+        };
+        self.stack.push(Frame {
+            rel,
+            unreported,
+            states,
+            children,
+        });
+        Ok(())
+    }
+
+    fn report_parents(&mut self) {
+        for frame in &mut self.stack {
+            if let Some(entry) = frame.unreported.take() {
+                self.pending.push_back(Ok(entry));
+            }
+        }
+    }
+
+    /// Lists a directory's names in bytewise order.
+    fn children(&self, dir: &Path) -> Result<std::vec::IntoIter<String>, ContextError> {
+        let read_error = |error| ContextError::io("read directory", dir, error);
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir).map_err(read_error)? {
+            let name = entry.map_err(read_error)?.file_name();
+            match name.into_string() {
+                Ok(name) => names.push(name),
+                Err(name) => {
+                    return Err(ContextError::NonUtf8Name {
+                        path: dir.join(name),
+                    });
+                }
+            }
+        }
+        names.sort_unstable();
+        Ok(names.into_iter())
+    }
+
+    /// Visits the next child of the innermost directory, or leaves that directory.
+    fn step(&mut self) -> Option<()> {
+        let frame = self.stack.last_mut()?;
+        let Some(name) = frame.children.next() else {
+            self.stack.pop();
+            return Some(());
+        };
+        let rel = if frame.rel.is_empty() {
+            name
+        } else {
+            format!("{}/{name}", frame.rel)
+        };
+        let states = frame.states.clone();
+        let path = self.root.join(&rel);
+        match fs::symlink_metadata(&path) {
+            Ok(metadata) => {
+                if let Err(error) = self.visit(rel, path, metadata, &states, false) {
+                    self.pending.push_back(Err(error));
+                }
+            }
+            // Removed while walking: as if it had never been there.
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => self
+                .pending
+                .push_back(Err(ContextError::io("stat", path, error))),
+        }
+        Some(())
+    }
+}
+
+impl Iterator for Walk<'_> {
+    type Item = Result<ContextEntry, ContextError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some(item);
+            }
+            self.step()?;
+        }
+    }
+}
