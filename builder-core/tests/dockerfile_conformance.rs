@@ -68,7 +68,10 @@ fn testfiles_dump_like_buildkit() {
             Err(e) => failures.push(format!("{name}: {e}")),
         }
     }
-    eprintln!("parser/testfiles: {passed} passed, {} failed", failures.len());
+    eprintln!(
+        "parser/testfiles: {passed} passed, {} failed",
+        failures.len()
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(passed, 33);
 }
@@ -89,8 +92,15 @@ fn negative_testfiles_fail() {
 #[test]
 fn negative_testfiles_give_buildkit_messages() {
     let message = |name: &str| {
-        let text = read(&corpus().join("parser/testfiles-negative").join(name).join("Dockerfile"));
-        dockerfile::parse_raw(source(&text)).unwrap_err().to_string()
+        let text = read(
+            &corpus()
+                .join("parser/testfiles-negative")
+                .join(name)
+                .join("Dockerfile"),
+        );
+        dockerfile::parse_raw(source(&text))
+            .unwrap_err()
+            .to_string()
     };
     assert_eq!(message("empty_dockerfile"), "file with no instructions");
     assert_eq!(message("only_comments"), "file with no instructions");
@@ -120,7 +130,10 @@ fn testfile_line_numbers() {
         raw.instructions.last().unwrap().end_line as u64,
         info["root"]["EndLine"]
     );
-    eprintln!("parser/testfile-line: {} ranges match", raw.instructions.len());
+    eprintln!(
+        "parser/testfile-line: {} ranges match",
+        raw.instructions.len()
+    );
 }
 
 #[test]

@@ -79,7 +79,10 @@ fn is_regex_space(c: char) -> bool {
 }
 
 /// Records `directive` in `directives`; `escape` must be `\` or `` ` ``.
-pub(super) fn apply(directives: &mut Directives, directive: Directive) -> Result<(), ParseErrorKind> {
+pub(super) fn apply(
+    directives: &mut Directives,
+    directive: Directive,
+) -> Result<(), ParseErrorKind> {
     match directive.name.as_str() {
         "escape" => match directive.value.as_str() {
             "\\" => directives.escape = '\\',
@@ -128,8 +131,14 @@ mod tests {
     #[test]
     fn recognises_directives_until_the_first_other_line() {
         let mut scanner = DirectiveScanner::default();
-        let d = scanner.scan("# Syntax = docker/dockerfile:1 ").unwrap().unwrap();
-        assert_eq!((d.name.as_str(), d.value.as_str()), ("syntax", "docker/dockerfile:1"));
+        let d = scanner
+            .scan("# Syntax = docker/dockerfile:1 ")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (d.name.as_str(), d.value.as_str()),
+            ("syntax", "docker/dockerfile:1")
+        );
         let d = scanner.scan("#escape=`").unwrap().unwrap();
         assert_eq!(d.value, "`");
         assert_eq!(scanner.scan("# just a comment").unwrap(), None);
@@ -148,7 +157,10 @@ mod tests {
         let mut scanner = DirectiveScanner::default();
         scanner.scan("# escape=`").unwrap();
         let err = scanner.scan("# ESCAPE=\\").unwrap_err();
-        assert_eq!(err.to_string(), "only one escape parser directive can be used");
+        assert_eq!(
+            err.to_string(),
+            "only one escape parser directive can be used"
+        );
     }
 
     #[test]

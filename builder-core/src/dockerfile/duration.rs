@@ -22,7 +22,8 @@ pub fn parse_go_duration(text: &str) -> Result<i64, String> {
         let (int_part, after) = rest.split_at(int_len);
         let (frac_part, after) = match after.strip_prefix('.') {
             Some(frac) => {
-                let frac_len = frac.len() - frac.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+                let frac_len =
+                    frac.len() - frac.trim_start_matches(|c: char| c.is_ascii_digit()).len();
                 frac.split_at(frac_len)
             }
             None => ("", after),

@@ -114,7 +114,11 @@ mod tests {
     #[test]
     fn accepts_known_flags_and_repeats_of_list_flags() {
         let flags = parse_flags(
-            &words(&["--mount=type=cache,target=/x", "--mount=type=tmpfs,target=/t", "--network=none"]),
+            &words(&[
+                "--mount=type=cache,target=/x",
+                "--mount=type=tmpfs,target=/t",
+                "--network=none",
+            ]),
             RUN_FLAGS,
         )
         .unwrap();
@@ -134,8 +138,14 @@ mod tests {
             err(&["--from=a", "--from=b"], COPY_FLAGS),
             "duplicate flag specified: --from"
         );
-        assert_eq!(err(&["--from"], COPY_FLAGS), "missing a value on flag: --from");
-        assert_eq!(err(&["--link="], COPY_FLAGS), "missing a value on flag: --link");
+        assert_eq!(
+            err(&["--from"], COPY_FLAGS),
+            "missing a value on flag: --from"
+        );
+        assert_eq!(
+            err(&["--link="], COPY_FLAGS),
+            "missing a value on flag: --link"
+        );
         assert_eq!(
             err(&["--link=yes"], COPY_FLAGS),
             "expecting boolean value for flag --link, not: yes"

@@ -27,7 +27,9 @@ pub(super) fn lex_words(input: &str, mode: LexMode) -> Result<Vec<String>, Strin
         raw_quotes: mode.raw_quotes,
         raw_escapes: mode.raw_escapes,
     };
-    lexer.process_until(None, mode.raw_escapes).map(|(_, words)| words)
+    lexer
+        .process_until(None, mode.raw_escapes)
+        .map(|(_, words)| words)
 }
 
 struct Lexer<'a> {

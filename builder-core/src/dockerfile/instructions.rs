@@ -136,7 +136,12 @@ fn typed_command(raw: &RawInstruction) -> Result<(Vec<Flag>, Command)> {
         }
         "cmd" => {
             let flags = flags_for(flags::NO_FLAGS)?;
-            (flags, Command::Cmd { command: command_line(raw) })
+            (
+                flags,
+                Command::Cmd {
+                    command: command_line(raw),
+                },
+            )
         }
         "entrypoint" => {
             let flags = flags_for(flags::NO_FLAGS)?;
@@ -147,7 +152,12 @@ fn typed_command(raw: &RawInstruction) -> Result<(Vec<Flag>, Command)> {
         "expose" => {
             at_least_one(args, "EXPOSE")?;
             let flags = flags_for(flags::NO_FLAGS)?;
-            (flags, Command::Expose { ports: args.clone() })
+            (
+                flags,
+                Command::Expose {
+                    ports: args.clone(),
+                },
+            )
         }
         "volume" => {
             at_least_one(args, "VOLUME")?;
@@ -191,7 +201,12 @@ fn typed_command(raw: &RawInstruction) -> Result<(Vec<Flag>, Command)> {
                     "SHELL requires the arguments to be in JSON form".to_string(),
                 ));
             }
-            (flags, Command::Shell { shell: args.clone() })
+            (
+                flags,
+                Command::Shell {
+                    shell: args.clone(),
+                },
+            )
         }
         _ => {
             return Err(ParseErrorKind::UnknownInstruction {
@@ -229,7 +244,7 @@ fn blank_names(name: &str) -> ParseErrorKind {
 /// ENV and LABEL: the parser's `key, value, separator` triples as pairs.
 fn key_values(args: &[String], name: &str) -> Result<Vec<KeyValue>> {
     at_least_one(args, name)?;
-    if args.len() % 3 != 0 {
+    if !args.len().is_multiple_of(3) {
         return Err(ParseErrorKind::Invalid(format!(
             "Bad input to {name}, too many arguments"
         )));
@@ -330,7 +345,13 @@ fn onbuild(raw: &RawInstruction) -> Result<(Vec<Flag>, Command)> {
     let mut trigger_raw = (**trigger).clone();
     trigger_raw.heredocs = raw.heredocs.clone();
     let trigger = Box::new(to_instruction(&trigger_raw)?);
-    Ok((flags, Command::Onbuild { expression, trigger }))
+    Ok((
+        flags,
+        Command::Onbuild {
+            expression,
+            trigger,
+        },
+    ))
 }
 
 /// `original` without the leading `ONBUILD` keyword and the whitespace around it.

@@ -286,7 +286,12 @@ pub(super) fn parse_blank_separated(rest: &str) -> SplitArgs {
     if rest.is_empty() {
         return SplitArgs::default();
     }
-    SplitArgs::words(split_blanks(rest, 0).into_iter().map(String::from).collect())
+    SplitArgs::words(
+        split_blanks(rest, 0)
+            .into_iter()
+            .map(String::from)
+            .collect(),
+    )
 }
 
 /// MAINTAINER, USER, WORKDIR, STOPSIGNAL: the rest of the line as one argument.

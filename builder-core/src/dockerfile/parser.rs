@@ -106,10 +106,10 @@ impl<'a> Parser<'a> {
         let n = self.lines.number;
         let found = self.scanner.scan(text).map_err(|k| self.error(k, n, n))?;
         if let Some(directive) = found {
-            if directive.name == "syntax" {
-                if let Some(message) = directives::syntax_warning(&directive.value) {
-                    self.warnings.push(Warning { message, line: n });
-                }
+            if directive.name == "syntax"
+                && let Some(message) = directives::syntax_warning(&directive.value)
+            {
+                self.warnings.push(Warning { message, line: n });
             }
             directives::apply(&mut self.directives, directive).map_err(|k| self.error(k, n, n))?;
         }

@@ -56,6 +56,9 @@ mod tests {
         assert_eq!(suggest("form", &options, false).as_deref(), Some("from"));
         assert_eq!(suggest("Cpoy", &options, false).as_deref(), Some("copy"));
         assert_eq!(suggest("WHATEVER", &options, false), None);
-        assert_eq!(suggest("chwon", &["chown", "chmod"], true).as_deref(), Some("chown"));
+        assert_eq!(
+            suggest("chwon", &["chown", "chmod"], true).as_deref(),
+            Some("chown")
+        );
     }
 }
