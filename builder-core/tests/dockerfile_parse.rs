@@ -706,3 +706,56 @@ fn serializes_to_stable_json() {
     });
     assert_eq!(value, expected);
 }
+
+#[test]
+fn odd_inputs_never_panic() {
+    const PIECES: &[&str] = &[
+        "RUN ",
+        "COPY ",
+        "ONBUILD ",
+        "HEALTHCHECK ",
+        "ENV ",
+        "<<",
+        "EOF",
+        "'",
+        "\"",
+        "\\",
+        "`",
+        "${",
+        "}",
+        "$",
+        "--a=",
+        "[",
+        "]",
+        "\n",
+        "\r\n",
+        " ",
+        "\t",
+        "#",
+        "é",
+        "\u{feff}",
+        "-",
+        "3<<-",
+        "=",
+    ];
+    let n = PIECES.len();
+    let mut parsed = 0;
+    for i in 0..n * n * n {
+        let text: String = [i % n, i / n % n, i / n / n]
+            .iter()
+            .map(|&k| PIECES[k])
+            .collect();
+        for candidate in [
+            text.clone(),
+            format!("FROM a\n{text}"),
+            format!("# escape=`\n{text}\nEOF\n"),
+        ] {
+            let _ = dockerfile::parse(source(&candidate));
+            if let Ok(raw) = dockerfile::parse_raw(source(&candidate)) {
+                let _ = dockerfile::dump_buildkit(&raw);
+            }
+            parsed += 1;
+        }
+    }
+    assert_eq!(parsed, n.pow(3) * 3);
+}

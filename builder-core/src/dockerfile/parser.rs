@@ -162,12 +162,7 @@ impl<'a> Parser<'a> {
             if instruction.can_contain_heredoc() && joined.contains("<<") {
                 self.read_heredocs(&mut instruction, start)?;
             }
-            instruction.start_line = start;
-            instruction.end_line = self.lines.number;
-            if let Some(trigger) = &mut instruction.trigger {
-                trigger.start_line = start;
-                trigger.end_line = self.lines.number;
-            }
+            instruction.set_lines(start, self.lines.number);
             self.instructions.push(instruction);
         }
         Ok(())

@@ -46,6 +46,15 @@ pub struct RawInstruction {
 }
 
 impl RawInstruction {
+    /// Sets the line range of this instruction and of its trigger, which share their lines.
+    pub(super) fn set_lines(&mut self, start: usize, end: usize) {
+        self.start_line = start;
+        self.end_line = end;
+        if let Some(trigger) = &mut self.trigger {
+            trigger.set_lines(start, end);
+        }
+    }
+
     /// Whether BuildKit looks for here-documents on this instruction's line: `RUN`, `COPY` and
     /// `ADD` in shell form, directly or as an `ONBUILD` trigger.
     pub(super) fn can_contain_heredoc(&self) -> bool {
