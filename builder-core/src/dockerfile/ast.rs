@@ -89,6 +89,23 @@ impl Instruction {
             .map(|f| f.value.as_deref().unwrap_or("true"))
     }
 
+    /// The command of a `RUN`, `CMD` or `ENTRYPOINT`; `None` for other instructions.
+    pub fn command_line(&self) -> Option<&CommandLine> {
+        match &self.command {
+            Command::Run { command }
+            | Command::Cmd { command }
+            | Command::Entrypoint { command } => Some(command),
+            _ => None,
+        }
+    }
+
+    /// The here-document a `COPY`/`ADD` source word such as `<<EOF` or `<<-"EOF"` names, if the
+    /// word is one and the instruction opened it.
+    pub fn heredoc_for_source(&self, source: &str) -> Option<&Heredoc> {
+        let word = super::heredoc::parse_heredoc_word(source).ok().flatten()?;
+        self.heredocs.iter().find(|h| h.name == word.name)
+    }
+
     /// Every value of a repeatable flag (`--mount`, `--exclude`), in order.
     pub fn flag_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.flags
