@@ -224,8 +224,8 @@ mod tests {
     #[test]
     fn pax_record_syntax() {
         assert!(valid_pax_records(b"9 path=x\n"));
-        assert!(valid_pax_records(b"10 path=xy\n"));
-        assert!(!valid_pax_records(b"11 path=x\n"));
+        assert!(valid_pax_records(b"11 path=xy\n"));
+        assert!(!valid_pax_records(b"12 path=xy\n"));
         assert!(!valid_pax_records(b"9 pathxx\n"));
     }
 }
