@@ -157,7 +157,9 @@ pub enum LayerError {
         entry: String,
     },
     /// An archive hard link to something that is not (yet) in the archive.
-    #[error("archive `{archive}` has hard link `{entry}` to `{target}`, which is not earlier in the archive")]
+    #[error(
+        "archive `{archive}` has hard link `{entry}` to `{target}`, which is not earlier in the archive"
+    )]
     ArchiveHardlinkTarget {
         /// The archive.
         archive: PathBuf,

@@ -300,7 +300,13 @@ mod tests {
         let sum: u32 = out
             .iter()
             .enumerate()
-            .map(|(i, &c)| if (148..156).contains(&i) { 32 } else { u32::from(c) })
+            .map(|(i, &c)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u32::from(c)
+                }
+            })
             .sum();
         assert_eq!(&out[148..156], format!("{sum:06o}\0 ").as_bytes());
     }

@@ -229,7 +229,9 @@ fn copy_exact<W: Write>(
     };
     let mut remaining = size;
     while remaining > 0 {
-        let want = buffer.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let want = buffer
+            .len()
+            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
         let n = read_retrying(&mut file, &mut buffer[..want]).map_err(read_err)?;
         if n == 0 {
             return Err(changed());

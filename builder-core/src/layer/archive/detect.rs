@@ -115,7 +115,12 @@ fn valid_header_size(block: &[u8; 512]) -> Option<u64> {
     if recorded != unsigned && recorded != signed {
         return None;
     }
-    for field in [&block[100..108], &block[108..116], &block[116..124], &block[136..148]] {
+    for field in [
+        &block[100..108],
+        &block[108..116],
+        &block[116..124],
+        &block[136..148],
+    ] {
         parse_numeric(field)?;
     }
     let magic = &block[257..263];
@@ -156,7 +161,10 @@ fn parse_numeric(field: &[u8]) -> Option<i64> {
 fn parse_octal(field: &[u8]) -> Option<i64> {
     let trim = |b: &u8| *b == b' ' || *b == 0;
     let start = field.iter().position(|b| !trim(b)).unwrap_or(field.len());
-    let end = field.iter().rposition(|b| !trim(b)).map_or(start, |i| i + 1);
+    let end = field
+        .iter()
+        .rposition(|b| !trim(b))
+        .map_or(start, |i| i + 1);
     let mut text = &field[start..end];
     if let Some(nul) = text.iter().position(|&b| b == 0) {
         text = &text[..nul];

@@ -337,7 +337,9 @@ impl HeaderMeta {
             match key {
                 b"uid" => pax_uid = Some(parse_decimal(value).ok_or_else(|| invalid("uid"))?),
                 b"gid" => pax_gid = Some(parse_decimal(value).ok_or_else(|| invalid("gid"))?),
-                b"mtime" => pax_mtime = Some(parse_pax_time(value).ok_or_else(|| invalid("mtime"))?),
+                b"mtime" => {
+                    pax_mtime = Some(parse_pax_time(value).ok_or_else(|| invalid("mtime"))?)
+                }
                 _ => {
                     if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
                         let name = String::from_utf8(name.to_vec())
