@@ -111,7 +111,7 @@ pub(crate) fn encode(
     }
 
     if ustar_ok {
-        let mut block = main_block(fields, |b, s| format_string(b, s));
+        let mut block = main_block(fields, format_string);
         if let Some((prefix, suffix)) = split.filter(|_| name_needs_pax) {
             block[..NAME_SIZE].fill(0);
             format_string(&mut block[..NAME_SIZE], suffix);

@@ -17,6 +17,7 @@ use std::time::UNIX_EPOCH;
 
 use tar::EntryType;
 
+use super::numeric::parse_numeric;
 use super::root_path;
 use super::{ArchiveFormat, decoder};
 use crate::layer::entry::{Content, Entry, EntryKind};
@@ -109,20 +110,18 @@ pub fn extract_archive_entries(
                 EntryKind::Hardlink(tree.hardlink_target(&link, &raw_name)?)
             }
             EntryType::Char | EntryType::Block => {
-                let header = item.header();
-                let invalid = |field| LayerError::InvalidEntryHeader {
-                    archive: path.to_path_buf(),
-                    entry: raw_name.clone(),
-                    field,
+                let block = item.header().as_bytes();
+                let device = |range: std::ops::Range<usize>, field| {
+                    parse_numeric(&block[range])
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| LayerError::InvalidEntryHeader {
+                            archive: path.to_path_buf(),
+                            entry: raw_name.clone(),
+                            field,
+                        })
                 };
-                let major = header
-                    .device_major()
-                    .map_err(|_| invalid("device major"))?
-                    .unwrap_or(0);
-                let minor = header
-                    .device_minor()
-                    .map_err(|_| invalid("device minor"))?
-                    .unwrap_or(0);
+                let major = device(329..337, "device major")?;
+                let minor = device(337..345, "device minor")?;
                 if entry_type == EntryType::Char {
                     EntryKind::CharDevice { major, minor }
                 } else {
@@ -349,24 +348,25 @@ impl HeaderMeta {
                 }
             }
         }
-        let header = item.header();
-        let mode = header.mode().map_err(|_| invalid("mode"))? & 0o7777;
+        let block = item.header().as_bytes();
+        let field = |range: std::ops::Range<usize>, name| {
+            parse_numeric(&block[range]).ok_or_else(|| invalid(name))
+        };
+        let mode = field(100..108, "mode")?;
         let uid = match pax_uid {
             Some(uid) => uid,
-            None => i64::try_from(header.uid().map_err(|_| invalid("uid"))?)
-                .map_err(|_| invalid("uid"))?,
+            None => field(108..116, "uid")?,
         };
         let gid = match pax_gid {
             Some(gid) => gid,
-            None => i64::try_from(header.gid().map_err(|_| invalid("gid"))?)
-                .map_err(|_| invalid("gid"))?,
+            None => field(116..124, "gid")?,
         };
         let mtime = match pax_mtime {
             Some(mtime) => mtime,
-            None => i64::try_from(header.mtime().map_err(|_| invalid("mtime"))?).unwrap_or(0),
+            None => field(136..148, "mtime")?,
         };
         Ok(HeaderMeta {
-            mode,
+            mode: (mode & 0o7777) as u32,
             uid: u32::try_from(uid).map_err(|_| invalid("uid"))?,
             gid: u32::try_from(gid).map_err(|_| invalid("gid"))?,
             mtime: mtime.max(0),

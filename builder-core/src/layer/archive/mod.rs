@@ -8,6 +8,7 @@
 
 mod detect;
 mod extract;
+mod numeric;
 mod root_path;
 
 use std::fs::File;
