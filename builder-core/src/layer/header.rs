@@ -335,6 +335,30 @@ mod tests {
     }
 
     #[test]
+    fn non_ascii_names_and_huge_sizes_need_pax() {
+        let none = BTreeMap::new();
+        let mut out = Vec::new();
+        let mut f = fields("caf\u{e9}.txt", &none);
+        f.size = 9 << 30;
+        encode(&f, "café.txt", &mut out).unwrap();
+        assert_eq!(out[156], typeflag::PAX);
+        assert_eq!(&out[0..21], b"PaxHeaders.0/caf.txt\0");
+        let records = b"18 path=caf\xc3\xa9.txt\n19 size=9663676416\n";
+        assert_eq!(&out[512..512 + records.len()], records);
+        let main = &out[1024..1536];
+        assert_eq!(
+            &main[0..8],
+            b"caf.txt\0",
+            "non-ASCII dropped from the USTAR name"
+        );
+        assert_eq!(
+            &main[124..136],
+            b"00000000000\0",
+            "size that does not fit is zero"
+        );
+    }
+
+    #[test]
     fn pax_header_names() {
         assert_eq!(pax_header_name("a/b/"), "a/b/PaxHeaders.0");
         assert_eq!(pax_header_name("a/b"), "a/PaxHeaders.0/b");
