@@ -1,3 +1,20 @@
-//! Layers: deterministic tar writing, compression and digests.
+//! Layers: deterministic tar writing, compression and digests, and reading archives for `ADD`.
+//!
+//! [`write_layer`] turns a list of [`Entry`]s into one layer blob in a single streaming pass and
+//! returns its digest and diff_id. The same entries and options always give the same bytes:
+//! entries are sorted, headers carry no host user names or access times, mtimes can be clamped
+//! to `SOURCE_DATE_EPOCH`, and the gzip header has no timestamp. [`detect_archive`] and
+//! [`extract_archive_entries`] read local tar archives for `ADD` into entries.
 
+pub mod archive;
+pub mod error;
+mod header;
+mod order;
+pub mod write;
+
+pub use archive::{ArchiveFormat, detect_archive, extract_archive_entries};
 pub use crate::oci::entry::{self, Content, Entry, EntryKind};
+pub use error::LayerError;
+pub use write::{
+    Compression, LayerInfo, LayerOptions, MEDIA_TYPE_TAR, MEDIA_TYPE_TAR_GZIP, write_layer,
+};
