@@ -1,0 +1,104 @@
+//! The steps of a plan: instructions with every word expanded and every default applied.
+
+use crate::diag::Location;
+use crate::oci::Reference;
+
+/// One step of a stage, ready to execute.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The instruction it came from (the `FROM` line for `ONBUILD` triggers of the base).
+    pub location: Location,
+    /// The instruction with its words expanded (`COPY app.py /app/`): the history entry and what
+    /// reports show.
+    pub created_by: String,
+    /// What to do.
+    pub op: Op,
+}
+
+/// What a step does.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Only changes the image config (ENV, LABEL, CMD, ...); adds no layer.
+    Config,
+    /// Creates the working directory when missing (`WORKDIR`).
+    Workdir {
+        /// Absolute path.
+        path: String,
+        /// The `USER` in effect, who will own the directory if it is created.
+        user: Option<String>,
+    },
+    /// `COPY` or `ADD`.
+    Copy(CopyOp),
+    /// `RUN`.
+    Run(RunOp),
+}
+
+/// Where COPY sources come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyFrom {
+    /// The build context.
+    Context,
+    /// The result of stage `index` (`--from=name` or `--from=N`).
+    Stage(usize),
+    /// Another image (`--from=alpine:3.20`).
+    Image(Reference),
+}
+
+/// One source of a COPY or ADD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopySource {
+    /// A path (maybe with wildcards) in the context or the `--from` stage.
+    Path(String),
+    /// A here-document (`COPY <<EOF /dest`), with its content already expanded if it should be.
+    Heredoc {
+        /// The delimiter (`EOF`), also the file name when the destination is a directory.
+        name: String,
+        /// The body.
+        content: String,
+    },
+    /// A remote URL (`ADD https://...`).
+    Url(String),
+}
+
+/// An expanded COPY or ADD.
+#[derive(Debug, Clone)]
+pub struct CopyOp {
+    /// True for ADD (archives are extracted, URLs fetched).
+    pub add: bool,
+    /// The sources in order.
+    pub sources: Vec<CopySource>,
+    /// The destination, absolute (relative ones are joined to the WORKDIR). A trailing `/` is
+    /// kept: it means "a directory".
+    pub dest: String,
+    /// Where the sources are read from.
+    pub from: CopyFrom,
+    /// `--chown`, unresolved (`app`, `1000:1000`, `app:staff`).
+    pub chown: Option<String>,
+    /// `--chmod` as permission bits.
+    pub chmod: Option<u32>,
+    /// `--exclude` patterns.
+    pub excludes: Vec<String>,
+    /// `--parents`: keep the source's parent directories under the destination.
+    pub parents: bool,
+    /// `--link`.
+    pub link: bool,
+}
+
+/// An expanded RUN.
+#[derive(Debug, Clone)]
+pub struct RunOp {
+    /// The program and its arguments (SHELL already applied to shell form).
+    pub args: Vec<String>,
+    /// The environment the command sees: ENV plus the build args in scope, as `KEY=value`.
+    pub env: Vec<(String, String)>,
+    /// `USER` in effect.
+    pub user: Option<String>,
+    /// `WORKDIR` in effect.
+    pub workdir: String,
+    /// `--network`, when given.
+    pub network: Option<String>,
+    /// `--mount` values, unparsed.
+    pub mounts: Vec<String>,
+    /// Here-documents the command reads.
+    pub heredocs: Vec<crate::dockerfile::Heredoc>,
+}
