@@ -1,0 +1,143 @@
+//! `--chown` and `USER` values → numeric ids, read from the stage's own `/etc/passwd` and
+//! `/etc/group`, never the host's.
+
+use super::fs::FsTree;
+
+/// A numeric owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+impl Owner {
+    /// `0:0`, what COPY gives without `--chown`.
+    pub const ROOT: Owner = Owner { uid: 0, gid: 0 };
+}
+
+/// Why a user or group could not be resolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UserError {
+    /// A name that the stage's database does not have.
+    #[error("no {kind} named `{name}` in the image's `{file}`")]
+    Unknown {
+        /// `user` or `group`.
+        kind: &'static str,
+        /// The name.
+        name: String,
+        /// `/etc/passwd` or `/etc/group`.
+        file: &'static str,
+    },
+    /// The value is empty or malformed.
+    #[error("invalid user `{0}`: expected `user[:group]` with names or numeric ids")]
+    Invalid(String),
+}
+
+/// Resolves `spec` (`1000`, `app`, `app:staff`, `1000:50`) against `tree`. As Docker documents,
+/// a user without a group (or a uid without a gid) uses the user's numeric uid as the gid.
+pub fn resolve_owner(spec: &str, tree: &FsTree) -> Result<Owner, UserError> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    if user.is_empty() || group.is_some_and(str::is_empty) {
+        return Err(UserError::Invalid(spec.to_string()));
+    }
+    let uid = match user.parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => lookup(tree, "/etc/passwd", "user", user)?,
+    };
+    let gid = match group {
+        None => uid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => lookup(tree, "/etc/group", "group", g)?,
+        },
+    };
+    Ok(Owner { uid, gid })
+}
+
+/// Finds `name` in a colon-separated database (field 0 the name, field 2 the id).
+fn lookup(
+    tree: &FsTree,
+    file: &'static str,
+    kind: &'static str,
+    name: &str,
+) -> Result<u32, UserError> {
+    let unknown = || UserError::Unknown {
+        kind,
+        name: name.to_string(),
+        file,
+    };
+    let bytes = tree.read_small_file(file).ok_or_else(unknown)?;
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            (fields.first() == Some(&name))
+                .then(|| fields.get(2).and_then(|id| id.trim().parse::<u32>().ok()))
+                .flatten()
+        })
+        .ok_or_else(unknown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::{Content, Entry, EntryKind};
+    use std::sync::Arc;
+
+    fn tree() -> FsTree {
+        let f = |path: &str, body: &str| Entry {
+            path: path.into(),
+            kind: EntryKind::File(Content::Bytes(Arc::from(body.as_bytes()))),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            xattrs: Default::default(),
+        };
+        let mut t = FsTree::new();
+        t.apply(&[
+            Entry::dir("etc", 0o755, 0, 0, 0),
+            f(
+                "etc/passwd",
+                "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
+            ),
+            f("etc/group", "root:x:0:\nstaff:x:50:\n"),
+        ]);
+        t
+    }
+
+    #[test]
+    fn names_and_numbers() {
+        let t = tree();
+        assert_eq!(
+            resolve_owner("app", &t).unwrap(),
+            Owner {
+                uid: 1000,
+                gid: 1000
+            }
+        );
+        assert_eq!(
+            resolve_owner("app:staff", &t).unwrap(),
+            Owner { uid: 1000, gid: 50 }
+        );
+        assert_eq!(
+            resolve_owner("10:11", &t).unwrap(),
+            Owner { uid: 10, gid: 11 }
+        );
+        assert_eq!(resolve_owner("1", &t).unwrap(), Owner { uid: 1, gid: 1 });
+        let e = resolve_owner("nobody", &t).unwrap_err().to_string();
+        assert_eq!(e, "no user named `nobody` in the image's `/etc/passwd`");
+        let e = resolve_owner("app:wheel", &FsTree::new())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "no user named `app` in the image's `/etc/passwd`");
+        assert!(resolve_owner(":1", &t).is_err());
+    }
+}
