@@ -52,8 +52,13 @@ pub fn write_docker_archive(
             let reader = uncompressed(image, layer)?;
             append_file(&mut tar, name, size, reader).map_err(io_err("write", dest))?;
         }
-        append_file(&mut tar, "manifest.json", manifest.len() as u64, manifest.as_bytes())
-            .map_err(io_err("write", dest))?;
+        append_file(
+            &mut tar,
+            "manifest.json",
+            manifest.len() as u64,
+            manifest.as_bytes(),
+        )
+        .map_err(io_err("write", dest))?;
         tar.into_inner()
             .and_then(|mut w| io::Write::flush(&mut w))
             .map_err(io_err("write", dest))?;

@@ -6,6 +6,7 @@
 
 mod docker_archive;
 mod oci_tar;
+pub mod store;
 mod tarball;
 
 use std::fmt;
@@ -92,9 +93,10 @@ impl FromStr for Output {
                 "type" => kind = Some(v.trim().to_string()),
                 "dest" => dest = Some(PathBuf::from(v)),
                 "tar" => {
-                    tar = Some(v.parse::<bool>().map_err(|_| {
-                        err(format!("`tar` must be `true` or `false`, not `{v}`"))
-                    })?)
+                    tar =
+                        Some(v.parse::<bool>().map_err(|_| {
+                            err(format!("`tar` must be `true` or `false`, not `{v}`"))
+                        })?)
                 }
                 other => return Err(err(format!("unknown key `{other}`"))),
             }
@@ -103,8 +105,7 @@ impl FromStr for Output {
         let dest = dest.ok_or_else(|| err("missing `dest=`".to_string()))?;
         match kind.as_str() {
             "oci" => {
-                let as_tar =
-                    tar.unwrap_or_else(|| dest.extension().is_some_and(|e| e == "tar"));
+                let as_tar = tar.unwrap_or_else(|| dest.extension().is_some_and(|e| e == "tar"));
                 Ok(if as_tar {
                     Output::OciTar(dest)
                 } else {
@@ -236,7 +237,10 @@ mod tests {
             "type=docker,dest=img.tar".parse::<Output>().unwrap(),
             Output::DockerArchive("img.tar".into())
         );
-        let e = "type=local,dest=x".parse::<Output>().unwrap_err().to_string();
+        let e = "type=local,dest=x"
+            .parse::<Output>()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown type `local`"), "{e}");
         assert!("dest=x".parse::<Output>().is_err());
         assert!("type=oci".parse::<Output>().is_err());

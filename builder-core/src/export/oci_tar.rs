@@ -10,7 +10,11 @@ use crate::oci::media::ANNOTATION_REF_NAME;
 use crate::oci::{Digest, Image, Reference};
 
 /// Writes `image` as an OCI layout tar at `dest`, one index entry per tag (or one unnamed entry).
-pub fn write_oci_tar(image: &dyn Image, dest: &Path, tags: &[Reference]) -> Result<(), ExportError> {
+pub fn write_oci_tar(
+    image: &dyn Image,
+    dest: &Path,
+    tags: &[Reference],
+) -> Result<(), ExportError> {
     let mut pending = PendingFile::create(dest)?;
     {
         let mut tar = tar::Builder::new(BufWriter::new(pending.file()));
@@ -32,7 +36,7 @@ fn write_entries<W: io::Write>(
     let manifest = image.raw_manifest()?;
     let config = image.raw_config()?;
     let layers = image.layers()?;
-    let mut add = |tar: &mut tar::Builder<W>, path: &str, size: u64, data: &mut dyn io::Read| {
+    let add = |tar: &mut tar::Builder<W>, path: &str, size: u64, data: &mut dyn io::Read| {
         append_file(tar, path, size, data).map_err(io_err("write", dest))
     };
     let marker = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -42,9 +46,19 @@ fn write_entries<W: io::Write>(
     append_dir(tar, "blobs/").map_err(io_err("write", dest))?;
     append_dir(tar, "blobs/sha256/").map_err(io_err("write", dest))?;
     let blob_path = |d: &Digest| format!("blobs/sha256/{}", d.hex());
-    add(tar, &blob_path(&Digest::of(&manifest)), manifest.len() as u64, &mut &manifest[..])?;
+    add(
+        tar,
+        &blob_path(&Digest::of(&manifest)),
+        manifest.len() as u64,
+        &mut &manifest[..],
+    )?;
     let config_digest = Digest::of(&config);
-    add(tar, &blob_path(&config_digest), config.len() as u64, &mut &config[..])?;
+    add(
+        tar,
+        &blob_path(&config_digest),
+        config.len() as u64,
+        &mut &config[..],
+    )?;
     let mut written = std::collections::BTreeSet::from([config_digest]);
     for layer in layers {
         if written.insert(layer.digest.clone()) {
@@ -70,7 +84,9 @@ fn index_json(manifest: &Digest, size: u64, tags: &[Reference]) -> String {
     let manifests: Vec<_> = if tags.is_empty() {
         vec![descriptor(None)]
     } else {
-        tags.iter().map(|t| descriptor(Some(t.familiar()))).collect()
+        tags.iter()
+            .map(|t| descriptor(Some(t.familiar())))
+            .collect()
     };
     serde_json::json!({
         "schemaVersion": 2,
