@@ -1,3 +1,65 @@
 //! `kiln`: build OCI images from Dockerfiles without a daemon.
+//!
+//! The binary only parses arguments, calls `builder-core`, prints progress and errors, and
+//! chooses the exit code: 0 on success, 1 when a build (or parse) fails, 2 on bad usage.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
-fn main() {}
+mod cli;
+mod commands;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit codes, as `docker build`: 1 for a failed build, 2 for bad usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything worked.
+    Success = 0,
+    /// The build (or parse) failed.
+    Failure = 1,
+    /// The command line or configuration is wrong.
+    Usage = 2,
+}
+
+/// A failure the CLI reports: the rendered message and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// What to print on stderr.
+    pub message: String,
+    /// How to exit.
+    pub exit: Exit,
+}
+
+impl Failure {
+    /// Bad usage (exit 2).
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            message: format!("error: {}\n", message.into()),
+            exit: Exit::Usage,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { Exit::Usage as u8 } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        cli::Command::Build(args) => commands::build::run(args),
+        cli::Command::Parse(args) => commands::parse::run(args),
+        cli::Command::Images(args) => commands::images::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprint!("{}", f.message);
+            ExitCode::from(f.exit as u8)
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Command-line definitions. The doc comments are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Build OCI images from Dockerfiles, without a daemon.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// kiln's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build an image from a Dockerfile and a context directory.
+    Build(Box<BuildArgs>),
+    /// Print a Dockerfile as kiln parses it.
+    Parse(ParseArgs),
+    /// List the images in the local store.
+    Images(ImagesArgs),
+}
+
+/// Options of `kiln build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The build context directory.
+    #[arg(default_value = ".")]
+    pub context: PathBuf,
+    /// The Dockerfile (default: CONTEXT/Dockerfile).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Name the image (`name:tag`); repeatable.
+    #[arg(short = 't', long = "tag", value_name = "REF")]
+    pub tags: Vec<String>,
+    /// Set a build argument (`NAME=value`, or `NAME` to take it from the environment); repeatable.
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    pub build_args: Vec<String>,
+    /// Build this stage instead of the last one.
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+    /// Add a label to the image (`key=value`); repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Where to write the image: `type=oci,dest=DIR`, `type=oci,dest=FILE.tar` or
+    /// `type=docker,dest=FILE`; repeatable. Without it the image goes to the local store.
+    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    pub outputs: Vec<String>,
+    /// Write the image digest to this file.
+    #[arg(long = "digest-file", value_name = "FILE")]
+    pub digest_file: Option<PathBuf>,
+    /// The platform to build for (`linux/amd64`); the host's by default.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// Clamp file times and set the creation time to this Unix time, for reproducible images.
+    #[arg(
+        long = "source-date-epoch",
+        env = "SOURCE_DATE_EPOCH",
+        value_name = "SECONDS"
+    )]
+    pub source_date_epoch: Option<i64>,
+    /// The local image store.
+    #[arg(long, env = "KILN_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Print only the image digest.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Options of `kiln parse`.
+#[derive(Debug, Args)]
+pub struct ParseArgs {
+    /// The Dockerfile.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        default_value = "Dockerfile"
+    )]
+    pub file: PathBuf,
+    /// Output format: JSON for tools, or BuildKit's AST dump.
+    #[arg(long, value_enum, default_value_t = ParseFormat::Json)]
+    pub format: ParseFormat,
+}
+
+/// Formats of `kiln parse`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ParseFormat {
+    /// Instructions with line numbers, flags, heredocs and exec/shell form.
+    Json,
+    /// BuildKit's `Node.Dump()` format.
+    Buildkit,
+}
+
+/// Options of `kiln images`.
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// The local image store.
+    #[arg(long, env = "KILN_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn build_flags_parse_like_docker_build() {
+        let cli = Cli::try_parse_from([
+            "kiln",
+            "build",
+            "-f",
+            "x/Dockerfile",
+            "-t",
+            "a:1",
+            "-t",
+            "b",
+            "--build-arg",
+            "A=1",
+            "--target",
+            "final",
+            "--label",
+            "k=v",
+            "--output",
+            "type=oci,dest=out",
+            "ctx",
+        ])
+        .unwrap();
+        let Command::Build(b) = cli.command else {
+            panic!("expected build");
+        };
+        assert_eq!(b.context, PathBuf::from("ctx"));
+        assert_eq!(b.tags, ["a:1", "b"]);
+        assert_eq!(b.build_args, ["A=1"]);
+        assert_eq!(b.target.as_deref(), Some("final"));
+        assert_eq!(b.outputs, ["type=oci,dest=out"]);
+    }
+}

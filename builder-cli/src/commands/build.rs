@@ -1,0 +1,159 @@
+//! `kiln build`: options → `builder_core::build` → progress on stderr, digest on stdout.
+
+use std::collections::BTreeMap;
+
+use builder_core::build::{BuildEvent, BuildOptions, build};
+use builder_core::export::Output;
+use builder_core::export::store::default_store_dir;
+use builder_core::oci::{Platform, Reference};
+
+use crate::cli::BuildArgs;
+use crate::render;
+use crate::{Exit, Failure};
+
+/// Turns the command line into typed build options; every mistake here is a usage error.
+fn options(args: &BuildArgs) -> Result<BuildOptions, Failure> {
+    let mut options = BuildOptions::new(&args.context);
+    options.dockerfile = args.file.clone();
+    options.store_dir = args.store.clone().unwrap_or_else(default_store_dir);
+    options.source_date_epoch = args.source_date_epoch;
+    for t in &args.tags {
+        options.tags.push(
+            t.parse::<Reference>()
+                .map_err(|e| Failure::usage(format!("invalid tag: {e}")))?,
+        );
+    }
+    options.plan.build_args = build_args(&args.build_args)?;
+    options.plan.target = args.target.clone();
+    options.plan.labels = key_values("--label", &args.labels)?;
+    if let Some(p) = &args.platform {
+        options.plan.platform = p
+            .parse::<Platform>()
+            .map_err(|e| Failure::usage(e.to_string()))?;
+    }
+    for o in &args.outputs {
+        options.outputs.push(
+            o.parse::<Output>()
+                .map_err(|e| Failure::usage(e.to_string()))?,
+        );
+    }
+    Ok(options)
+}
+
+/// `--build-arg NAME=value`, or `NAME` alone to take the value from the environment (skipped
+/// when unset), as `docker build` does.
+fn build_args(raw: &[String]) -> Result<BTreeMap<String, String>, Failure> {
+    let mut args = BTreeMap::new();
+    for a in raw {
+        match a.split_once('=') {
+            Some(("", _)) => {
+                return Err(Failure::usage(format!(
+                    "invalid --build-arg `{a}`: expected NAME=VALUE"
+                )));
+            }
+            Some((k, v)) => {
+                args.insert(k.to_string(), v.to_string());
+            }
+            None if a.is_empty() => {
+                return Err(Failure::usage(
+                    "invalid --build-arg ``: expected NAME=VALUE",
+                ));
+            }
+            None => {
+                if let Ok(v) = std::env::var(a) {
+                    args.insert(a.clone(), v);
+                }
+            }
+        }
+    }
+    Ok(args)
+}
+
+fn key_values(flag: &str, raw: &[String]) -> Result<BTreeMap<String, String>, Failure> {
+    raw.iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(Failure::usage(format!(
+                "invalid {flag} `{kv}`: expected KEY=VALUE"
+            ))),
+        })
+        .collect()
+}
+
+/// Runs `kiln build`.
+pub fn run(args: Box<BuildArgs>) -> Result<(), Failure> {
+    let options = options(&args)?;
+    let quiet = args.quiet;
+    let reporter = move |event: BuildEvent| {
+        if quiet {
+            return;
+        }
+        match event {
+            BuildEvent::StepStarted {
+                stage,
+                number,
+                total,
+                instruction,
+            } => eprintln!("#{number} [{stage} {number}/{total}] {instruction}"),
+            BuildEvent::StepFinished {
+                number,
+                layer,
+                duration,
+            } => {
+                let secs = duration.as_secs_f64();
+                match layer {
+                    Some(l) => {
+                        eprintln!(
+                            "#{number} done {secs:.2}s, layer {} ({} bytes)",
+                            l.digest, l.size
+                        )
+                    }
+                    None => eprintln!("#{number} done {secs:.2}s"),
+                }
+            }
+            BuildEvent::Warning(w) => eprintln!("warning: {w}"),
+            BuildEvent::Exported(to) => eprintln!("wrote image to {to}"),
+        }
+    };
+    let report = build(&options, &reporter).map_err(|e| Failure {
+        message: render::error(&e, e.location()),
+        exit: Exit::Failure,
+    })?;
+    if let Some(path) = &args.digest_file {
+        std::fs::write(path, report.digest.to_string()).map_err(|e| Failure {
+            message: format!(
+                "error: failed to write digest file `{}`\n  caused by: {e}\n",
+                path.display()
+            ),
+            exit: Exit::Failure,
+        })?;
+    }
+    if !quiet {
+        for t in &report.tags {
+            eprintln!("naming to {t}");
+        }
+        eprintln!(
+            "built in {:.2}s: {} steps",
+            report.duration.as_secs_f64(),
+            report.steps.len()
+        );
+    }
+    println!("{}", report.digest);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_args_parse_like_docker() {
+        let a = build_args(&["A=1".into(), "B=".into(), "C=x=y".into()]).unwrap();
+        assert_eq!(a["A"], "1");
+        assert_eq!(a["B"], "");
+        assert_eq!(a["C"], "x=y");
+        assert!(build_args(&["=oops".into()]).is_err());
+        let e = build_args(&["=v".into()]).err().unwrap();
+        assert_eq!(e.exit, Exit::Usage);
+    }
+}
