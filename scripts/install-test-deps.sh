@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what kiln's tests need on a Debian machine, only when missing:
+# skopeo and umoci (independent readers of the images kiln writes), and the archive tools the
+# layer tests compare against. Safe to run repeatedly.
+set -euo pipefail
+
+need=()
+command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
+command -v umoci >/dev/null 2>&1 || need+=(umoci)
+command -v bzip2 >/dev/null 2>&1 || need+=(bzip2)
+command -v xz >/dev/null 2>&1 || need+=(xz-utils)
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO=sudo
+else
+  SUDO=
+fi
+echo "installing test dependencies: ${need[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
