@@ -60,7 +60,11 @@ fn fill(rng: &mut XorShift, out: &mut impl Write, mut size: u64, words: &[Vec<u8
             while block.len() < 4096 {
                 let word = &words[(rng.next() % words.len() as u64) as usize];
                 block.extend_from_slice(word);
-                block.push(if rng.next().is_multiple_of(12) { b'\n' } else { b' ' });
+                block.push(if rng.next().is_multiple_of(12) {
+                    b'\n'
+                } else {
+                    b' '
+                });
             }
         }
         let n = block.len().min(usize::try_from(size).unwrap_or(usize::MAX));

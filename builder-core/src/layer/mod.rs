@@ -12,8 +12,8 @@ mod header;
 mod order;
 pub mod write;
 
-pub use archive::{ArchiveFormat, detect_archive, extract_archive_entries};
 pub use crate::oci::entry::{self, Content, Entry, EntryKind};
+pub use archive::{ArchiveFormat, detect_archive, extract_archive_entries};
 pub use error::LayerError;
 pub use write::{
     Compression, LayerInfo, LayerOptions, MEDIA_TYPE_TAR, MEDIA_TYPE_TAR_GZIP, write_layer,

@@ -136,13 +136,12 @@ impl Image for LayoutImage {
 
     fn raw_config(&self) -> Result<Vec<u8>, ImageError> {
         let manifest = self.manifest()?;
-        let digest = from_oci_digest(manifest.config().digest()).map_err(|e| {
-            ImageError::Invalid {
+        let digest =
+            from_oci_digest(manifest.config().digest()).map_err(|e| ImageError::Invalid {
                 what: "manifest",
                 digest: self.manifest_digest.clone(),
                 source: Box::new(e),
-            }
-        })?;
+            })?;
         Ok(self.layout.read_blob(&digest)?)
     }
 
@@ -179,7 +178,11 @@ pub fn write_manifest(
 }
 
 fn manifest_for(config_digest: &Digest, config_size: u64, layers: &[LayerRef]) -> ImageManifest {
-    let config = Descriptor::new(MediaType::ImageConfig, config_size, to_oci_digest(config_digest));
+    let config = Descriptor::new(
+        MediaType::ImageConfig,
+        config_size,
+        to_oci_digest(config_digest),
+    );
     let layers = layers
         .iter()
         .map(|l| {
@@ -198,4 +201,3 @@ fn manifest_for(config_digest: &Digest, config_size: u64, layers: &[LayerRef]) -
         .build()
         .unwrap_or_else(|_| unreachable!("every required manifest field is set"))
 }
-

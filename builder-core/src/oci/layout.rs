@@ -42,9 +42,7 @@ pub enum LayoutError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The directory exists, has other files in it, and is not an OCI layout.
-    #[error(
-        "`{0}` exists and is not an OCI image layout; choose an empty or new directory"
-    )]
+    #[error("`{0}` exists and is not an OCI image layout; choose an empty or new directory")]
     NotALayout(PathBuf),
     /// A blob was missing.
     #[error("blob `{digest}` is missing from `{layout}`")]
@@ -278,7 +276,8 @@ impl OciLayout {
 
     fn replace_file(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         let dir = path.parent().unwrap_or(&self.root);
-        let mut tmp = NamedTempFile::new_in(dir).map_err(io_err("create a temporary file in", dir))?;
+        let mut tmp =
+            NamedTempFile::new_in(dir).map_err(io_err("create a temporary file in", dir))?;
         tmp.write_all(bytes).map_err(io_err("write", path))?;
         tmp.as_file().sync_all().map_err(io_err("sync", path))?;
         tmp.persist(path)
@@ -378,6 +377,8 @@ fn unreachable_digest() -> oci_spec::image::Digest {
 }
 
 /// Converts oci-spec's digest to kiln's, refusing algorithms kiln does not support.
-pub fn from_oci_digest(d: &oci_spec::image::Digest) -> Result<Digest, super::digest::DigestParseError> {
+pub fn from_oci_digest(
+    d: &oci_spec::image::Digest,
+) -> Result<Digest, super::digest::DigestParseError> {
     d.to_string().parse()
 }

@@ -90,7 +90,10 @@ mod tests {
         assert_eq!(p.architecture, "arm64");
         assert_eq!(p.variant.as_deref(), Some("v8"));
         assert_eq!(p.to_string(), "linux/arm64/v8");
-        assert_eq!("linux/x86_64".parse::<Platform>().unwrap().architecture, "amd64");
+        assert_eq!(
+            "linux/x86_64".parse::<Platform>().unwrap().architecture,
+            "amd64"
+        );
         assert!("linux".parse::<Platform>().is_err());
         assert!("linux//".parse::<Platform>().is_err());
     }

@@ -101,8 +101,7 @@ fn is_valid_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
@@ -193,17 +192,29 @@ mod tests {
         assert_eq!(r.repository(), "team/app");
         assert_eq!(r.tag(), Some("latest"));
         assert_eq!(r.familiar(), "localhost:5000/team/app:latest");
-        let r: Reference = "ghcr.io/o/r@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-            .parse()
-            .unwrap();
+        let r: Reference =
+            "ghcr.io/o/r@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+                .parse()
+                .unwrap();
         assert_eq!(r.tag(), None);
         assert!(r.digest().is_some());
-        assert_eq!("user/app:v1".parse::<Reference>().unwrap().to_string(), "docker.io/user/app:v1");
+        assert_eq!(
+            "user/app:v1".parse::<Reference>().unwrap().to_string(),
+            "docker.io/user/app:v1"
+        );
     }
 
     #[test]
     fn rejects_bad_names() {
-        for bad in ["", "UPPER", "a:b:c", "app:", "-app", "a//b", "app@sha256:xyz"] {
+        for bad in [
+            "",
+            "UPPER",
+            "a:b:c",
+            "app:",
+            "-app",
+            "a//b",
+            "app@sha256:xyz",
+        ] {
             assert!(bad.parse::<Reference>().is_err(), "{bad}");
         }
     }
