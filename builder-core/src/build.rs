@@ -273,7 +273,8 @@ pub fn read_dockerfile(path: &Path) -> Result<Arc<SourceFile>, BuildError> {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(SourceFile::new(path.display().to_string(), text))
+    let name = path.strip_prefix(".").unwrap_or(path);
+    Ok(SourceFile::new(name.display().to_string(), text))
 }
 
 /// Builds the image described by `options`.
