@@ -18,12 +18,13 @@ use crate::dockerfile::{self, ParseError};
 use crate::exec::fs::FsTree;
 use crate::exec::{self, ArchiveExtractor, ExecError, StepEnv};
 use crate::export::{self, ExportError, Output};
-use crate::layer::{self, LayerError, LayerOptions};
+use crate::layer::{self, ArchiveFormat, LayerError, LayerOptions};
 use crate::oci::image::write_manifest;
 use crate::oci::layout::{LayoutError, from_oci_digest};
+use crate::oci::media::is_gzip_layer;
 use crate::oci::{
-    Digest, Entry, History, ImageConfig, ImageError, LayerRef, LayoutImage, OciLayout, Platform,
-    Reference,
+    Digest, Entry, History, Image, ImageConfig, ImageError, LayerRef, LayoutImage, OciLayout,
+    Platform, Reference,
 };
 use crate::plan::{self, Base, ImageResolver, Op, PlanError, PlanOptions};
 
@@ -202,6 +203,15 @@ pub enum BuildError {
         #[source]
         source: ExportError,
     },
+    /// A base image's layer could not be read.
+    #[error("failed to read base image layer `{digest}`")]
+    BaseLayer {
+        /// The layer blob.
+        digest: Digest,
+        /// Why.
+        #[source]
+        source: LayerError,
+    },
     /// A scratch directory could not be made.
     #[error("failed to create a temporary directory")]
     Scratch(#[source] std::io::Error),
@@ -221,22 +231,66 @@ impl BuildError {
     }
 }
 
-/// Base images from registries come with registry support; until then planning refuses them
-/// with a message that says what works.
-struct NoRegistry;
+/// Resolves `FROM <image>` from the local store, as Docker uses its own image store before any
+/// registry. Registry pulls plug in behind the same trait.
+struct LocalStoreResolver<'a> {
+    store: &'a OciLayout,
+}
 
-impl ImageResolver for NoRegistry {
+impl LocalStoreResolver<'_> {
+    /// The stored image named `image` (`name:tag`, as `-t` wrote it), if any.
+    fn find(&self, image: &Reference) -> Result<Option<LayoutImage>, BuildError> {
+        let wanted = image.familiar();
+        for (name, descriptor) in self.store.named_manifests()? {
+            if name.as_deref() == Some(wanted.as_str())
+                && let Ok(digest) = from_oci_digest(descriptor.digest())
+            {
+                return Ok(Some(LayoutImage::new(self.store.clone(), digest)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl ImageResolver for LocalStoreResolver<'_> {
     fn image_config(
         &self,
         image: &Reference,
         _platform: &Platform,
     ) -> Result<ImageConfig, Box<dyn std::error::Error + Send + Sync>> {
-        Err(format!(
-            "`{}` is not a stage of this Dockerfile, and pulling base images from registries is not supported yet; use `FROM scratch` or an earlier stage",
-            image.familiar()
-        )
-        .into())
+        match self.find(image).map_err(Box::new)? {
+            Some(found) => Ok(found.config()?),
+            None => Err(format!(
+                "`{}` is not a stage of this Dockerfile and not in the local store `{}`; pulling base images from registries is not supported yet",
+                image.familiar(),
+                self.store.root().display()
+            )
+            .into()),
+        }
     }
+}
+
+/// The filesystem of `image`, for steps that look at it (`--chown` names, destinations that
+/// exist, `COPY --from`). Each layer is read once; file contents go to `scratch`.
+fn image_tree(image: &dyn Image, store: &OciLayout, scratch: &Path) -> Result<FsTree, BuildError> {
+    let mut tree = FsTree::new();
+    for layer in image.layers()? {
+        let format = if is_gzip_layer(&layer.media_type) {
+            ArchiveFormat::Gzip
+        } else {
+            ArchiveFormat::Tar
+        };
+        let path = store.blob_path(&layer.digest);
+        let entries =
+            layer::extract_archive_entries(&path, format, "", scratch).map_err(|source| {
+                BuildError::BaseLayer {
+                    digest: layer.digest.clone(),
+                    source,
+                }
+            })?;
+        tree.apply(&entries);
+    }
+    Ok(tree)
 }
 
 /// `ADD`'s archive support, from `layer`.
@@ -286,12 +340,13 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
         .unwrap_or_else(|| options.context_dir.join("Dockerfile"));
     let source = read_dockerfile(&dockerfile_path)?;
     let parsed = dockerfile::parse(source)?;
-    let plan = plan::plan(&parsed, &options.plan, &NoRegistry)?;
+    let store = OciLayout::open_or_create(&options.store_dir)?;
+    let resolver = LocalStoreResolver { store: &store };
+    let plan = plan::plan(&parsed, &options.plan, &resolver)?;
     for w in &plan.warnings {
         reporter.report(BuildEvent::Warning(w.clone()));
     }
     let context = BuildContext::open(&options.context_dir, Some(&dockerfile_path))?;
-    let store = OciLayout::open_or_create(&options.store_dir)?;
     let scratch = tempfile::Builder::new()
         .prefix("kiln-build-")
         .tempdir()
@@ -325,10 +380,15 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
             },
             Base::Stage(j) => results[j].clone(),
             Base::Image(r) => {
-                return Err(BuildError::Unsupported {
-                    message: format!("base image `{}` cannot be pulled yet", r.familiar()),
+                let image = resolver.find(r)?.ok_or_else(|| BuildError::Unsupported {
+                    message: format!("base image `{}` is not in the local store", r.familiar()),
                     location: stage.location.clone(),
-                });
+                })?;
+                StageResult {
+                    tree: image_tree(&image, &store, scratch.path())?,
+                    layers: image.layers()?,
+                    history: image.config()?.history,
+                }
             }
         };
         for step in &stage.steps {
