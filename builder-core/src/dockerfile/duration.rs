@@ -3,7 +3,7 @@
 /// Parses a Go duration string into nanoseconds (what the image config stores for healthcheck
 /// intervals). The error is Go's message (`time: invalid duration "x"`).
 pub fn parse_go_duration(text: &str) -> Result<i64, String> {
-    let quoted = super::dump::go_quote(text);
+    let quoted = super::go_quote::go_quote(text);
     let invalid = || format!("time: invalid duration {quoted}");
     let (negative, mut rest) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
@@ -48,7 +48,7 @@ pub fn parse_go_duration(text: &str) -> Result<i64, String> {
             _ => {
                 return Err(format!(
                     "time: unknown unit {} in duration {quoted}",
-                    super::dump::go_quote(unit)
+                    super::go_quote::go_quote(unit)
                 ));
             }
         };

@@ -127,6 +127,6 @@ struct GoQuoted<'a>(&'a str);
 
 impl fmt::Display for GoQuoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&super::dump::go_quote(self.0))
+        f.write_str(&super::go_quote::go_quote(self.0))
     }
 }

@@ -274,7 +274,7 @@ fn stage_name(args: &[String]) -> Result<Option<String>> {
                 return Err(ParseErrorKind::Invalid(format!(
                     "invalid name for build stage: {}, name can't start with a number or \
                      contain symbols",
-                    super::dump::go_quote(name)
+                    super::go_quote::go_quote(name)
                 )));
             }
             Ok(Some(name.clone()))
@@ -302,13 +302,13 @@ fn check_run_flags(flags: &[Flag]) -> Result<()> {
             "network" if !matches!(value, "default" | "none" | "host") => {
                 return Err(ParseErrorKind::Invalid(format!(
                     "invalid network mode {}",
-                    super::dump::go_quote(value)
+                    super::go_quote::go_quote(value)
                 )));
             }
             "security" if !matches!(value, "sandbox" | "insecure") => {
                 return Err(ParseErrorKind::Invalid(format!(
                     "security {} is not valid",
-                    super::dump::go_quote(value)
+                    super::go_quote::go_quote(value)
                 )));
             }
             _ => {}
@@ -381,7 +381,7 @@ fn healthcheck(raw: &RawInstruction) -> Result<(Vec<Flag>, Command)> {
     if kind != "CMD" {
         return Err(ParseErrorKind::Invalid(format!(
             "Unknown type {} in HEALTHCHECK (try CMD)",
-            super::dump::go_quote(&kind)
+            super::go_quote::go_quote(&kind)
         )));
     }
     if rest.is_empty() {
@@ -415,7 +415,7 @@ fn check_interval(name: &str, value: &str) -> Result<()> {
     if nanos != 0 && nanos < 1_000_000 {
         return Err(ParseErrorKind::Invalid(format!(
             "Interval {} cannot be less than 1ms",
-            super::dump::go_quote(name)
+            super::go_quote::go_quote(name)
         )));
     }
     Ok(())
@@ -430,13 +430,13 @@ fn check_retries(value: &str) -> Result<()> {
         Ok(_) => {
             return Err(ParseErrorKind::Invalid(format!(
                 "strconv.ParseInt: parsing {}: value out of range",
-                super::dump::go_quote(value)
+                super::go_quote::go_quote(value)
             )));
         }
         Err(_) => {
             return Err(ParseErrorKind::Invalid(format!(
                 "strconv.ParseInt: parsing {}: invalid syntax",
-                super::dump::go_quote(value)
+                super::go_quote::go_quote(value)
             )));
         }
     };

@@ -335,7 +335,7 @@ pub(super) fn parse_name_val(
         let Some((key, value)) = word.split_once('=') else {
             return Err(ParseErrorKind::Invalid(format!(
                 "Syntax error - can't find = in {}. Must be of the form: name=value",
-                super::dump::go_quote(word)
+                super::go_quote::go_quote(word)
             )));
         };
         args.extend([key.to_string(), value.to_string(), "=".to_string()]);

@@ -16,6 +16,7 @@ mod dump;
 mod duration;
 mod error;
 mod flags;
+mod go_quote;
 mod heredoc;
 mod heredoc_lex;
 mod instructions;

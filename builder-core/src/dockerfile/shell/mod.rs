@@ -34,7 +34,7 @@ mod error;
 mod expand;
 mod fields;
 mod pattern;
-mod unicode;
+pub(crate) mod unicode;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::BuildHasher;

@@ -42,7 +42,7 @@ pub(super) fn is_digit(ch: char) -> bool {
 }
 
 /// Go's `unicode.IsPrint`: letters, marks, numbers, punctuation, symbols and the ASCII space.
-pub(super) fn is_printable(ch: char) -> bool {
+pub(crate) fn is_printable(ch: char) -> bool {
     if ch.is_ascii() {
         return (' '..='~').contains(&ch);
     }
