@@ -1,0 +1,13 @@
+//! End-to-end tests of the `kiln` binary. Images are checked with independent readers (skopeo,
+//! umoci, tar) rather than with kiln's own code, so a test passes only when other tools agree
+//! with what kiln wrote. `scripts/install-test-deps.sh` installs those tools.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod common;
+
+mod errors;
+mod images;
+mod multistage;
+mod outputs;
+mod parse;
+mod reproducible;
