@@ -5,6 +5,7 @@
 
 mod common;
 
+mod context;
 mod errors;
 mod images;
 mod multistage;
