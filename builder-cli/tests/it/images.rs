@@ -146,3 +146,71 @@ fn empty_store_lists_nothing() {
         .stdout;
     assert!(rows(&listing).is_empty(), "{listing}");
 }
+
+/// Runs `count` builds of the example at once into `sb`'s store, each with its own tag
+/// `app:<n>`, and asserts that all succeed and all are listed afterwards.
+fn parallel_builds(sb: &Sandbox, count: usize) {
+    let children: Vec<_> = (1..=count)
+        .map(|i| {
+            let child = sb
+                .kiln()
+                .arg("build")
+                .arg("--store")
+                .arg(sb.store())
+                .args(["-q", "-t", &format!("app:{i}"), "--build-arg"])
+                .arg(format!("VERSION={i}"))
+                .arg(testdata("example"))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            (i, child)
+        })
+        .collect();
+    let mut built = Vec::new();
+    for (i, child) in children {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "build {i} failed:\n{stderr}");
+        built.push((
+            i,
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .trim_end()
+                .to_string(),
+        ));
+    }
+    let listing = run(sb.kiln().arg("images").arg("--store").arg(sb.store()))
+        .success()
+        .stdout;
+    let listed = rows(&listing);
+    let missing: Vec<String> = built
+        .iter()
+        .map(|(i, _)| format!("app:{i}"))
+        .filter(|name| !listed.iter().any(|r| &r[0] == name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "lost {missing:?}; the store lists:\n{listing}"
+    );
+    for (i, digest) in &built {
+        assert_listed(&listing, &format!("app:{i}"), digest);
+    }
+}
+
+/// Parallel builds (a CI matrix, `make -j`) share one store: every one of them must end up
+/// in its index.
+#[test]
+fn concurrent_builds_keep_every_tag() {
+    let sb = Sandbox::new();
+    sb.build(args!["-q", "-t", "first:1", testdata("example")])
+        .success();
+    parallel_builds(&sb, 12);
+}
+
+/// The first use of a store may well be several builds at once.
+#[test]
+fn concurrent_builds_can_create_the_store() {
+    let sb = Sandbox::new();
+    parallel_builds(&sb, 6);
+}

@@ -335,3 +335,45 @@ fn oci_archive_reads_back_with_skopeo() {
         );
     }
 }
+
+#[test]
+fn context_defaults_to_the_current_directory() {
+    let sb = Sandbox::new();
+    let out = sb.path("out");
+    let from_arg = sb
+        .build(args![
+            "-q",
+            "--source-date-epoch",
+            "1700000000",
+            testdata("example")
+        ])
+        .success()
+        .digest();
+    let mut cmd = sb.kiln();
+    cmd.current_dir(testdata("example"))
+        .args([
+            "build",
+            "-q",
+            "--source-date-epoch",
+            "1700000000",
+            "-f",
+            "Dockerfile",
+            "-t",
+        ])
+        .arg(EXAMPLE_REF)
+        .arg("--store")
+        .arg(sb.store())
+        .arg("-o")
+        .arg(format!("type=oci,dest={}", out.display()));
+    let from_cwd = crate::common::run(&mut cmd).success();
+    assert_eq!(from_cwd.digest(), from_arg);
+    assert!(
+        from_cwd.stderr.is_empty(),
+        "-q prints nothing else: {}",
+        from_cwd.stderr
+    );
+    assert_eq!(
+        index_names(&out),
+        [(Some(EXAMPLE_REF.to_string()), from_arg)]
+    );
+}

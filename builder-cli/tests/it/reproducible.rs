@@ -61,6 +61,18 @@ fn touch_all(dir: &Path, when: SystemTime) {
     fs::File::open(dir).unwrap().set_modified(when).unwrap();
 }
 
+/// Gives every file and directory under `dir` the owner `id:id`.
+fn chown_all(dir: &Path, id: u32) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            chown_all(&path, id);
+        }
+        std::os::unix::fs::lchown(&path, Some(id), Some(id)).unwrap();
+    }
+    std::os::unix::fs::lchown(dir, Some(id), Some(id)).unwrap();
+}
+
 /// Seconds since the epoch of an RFC 3339 UTC time `YYYY-MM-DDTHH:MM:SS[.frac]Z`.
 fn unix_time(rfc3339: &str) -> i64 {
     let num = |r: std::ops::Range<usize>| rfc3339[r].parse::<i64>().unwrap();
@@ -125,6 +137,16 @@ fn same_inputs_give_the_same_digest() {
             node.mtime
         );
     }
+
+    // Another checkout elsewhere, owned by someone else, gives the same image.
+    let elsewhere = sb.path("elsewhere/deeper/ctx");
+    copy_dir(&ctx, &elsewhere);
+    chown_all(&elsewhere, 4321);
+    let (moved, _) = build(&sb, "e", &elsewhere, Some(&EPOCH.to_string()));
+    assert_eq!(
+        moved, first,
+        "the context's path or owner changed the digest"
+    );
 
     // New mtimes, all later than the epoch, change nothing.
     touch_all(&ctx, SystemTime::now() + Duration::from_secs(3600));
