@@ -220,3 +220,19 @@ fn bad_command_lines_exit_2_and_touch_nothing() {
         assert!(!sb.path("out").exists(), "{args:?}: an output was created");
     }
 }
+
+/// A tag names an image; a digest is computed, never chosen. Docker refuses "a tag with a
+/// digest reference".
+#[test]
+fn digest_reference_is_not_a_tag() {
+    let sb = Sandbox::new();
+    let tag = "app@sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let out = sb.build(args!["-q", "-t", tag, testdata("example")]);
+    let names = index_names(&sb.store());
+    assert_eq!(
+        out.code, 2,
+        "accepted `-t {tag}`; the store names {names:?}"
+    );
+    assert!(out.stderr.contains("app@sha256"), "{}", out.stderr);
+    assert!(names.is_empty(), "{names:?}");
+}

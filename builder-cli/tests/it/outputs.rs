@@ -244,6 +244,26 @@ fn build_arg_overrides_the_global_default() {
 }
 
 #[test]
+fn build_arg_without_a_value_comes_from_the_environment() {
+    let sb = Sandbox::new();
+    let out = sb.path("out");
+    let mut cmd = sb.kiln();
+    cmd.env("VERSION", "3.0")
+        .args(["build", "-q", "--build-arg", "VERSION", "-t", EXAMPLE_REF])
+        .arg("--store")
+        .arg(sb.store())
+        .arg("-o")
+        .arg(format!("type=oci,dest={}", out.display()))
+        .arg(testdata("example"));
+    crate::common::run(&mut cmd).success();
+    let (_, config) = manifest_and_config(&out, EXAMPLE_REF);
+    assert_eq!(
+        config["config"]["Labels"]["org.opencontainers.image.version"],
+        "3.0"
+    );
+}
+
+#[test]
 fn docker_archive_reads_back_like_the_oci_layout() {
     let sb = Sandbox::new();
     let oci = sb.path("oci");
@@ -272,6 +292,16 @@ fn docker_archive_reads_back_like_the_oci_layout() {
     assert_eq!(docker_manifest[0]["RepoTags"], json!([EXAMPLE_REF]));
 
     let (manifest, config) = manifest_and_config(&oci, EXAMPLE_REF);
+    // Docker names the config by its digest and each layer by its diff_id.
+    let config_hex = &manifest["config"]["digest"].as_str().unwrap()[7..];
+    assert_eq!(docker_manifest[0]["Config"], format!("{config_hex}.json"));
+    let layer_files: Vec<String> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| format!("{}/layer.tar", &d.as_str().unwrap()[7..]))
+        .collect();
+    assert_eq!(docker_manifest[0]["Layers"], json!(layer_files));
     let inspected = json(&tool(
         "skopeo",
         args!["inspect", format!("docker-archive:{}", archive.display())],
