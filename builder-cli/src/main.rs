@@ -42,6 +42,20 @@ impl Failure {
     }
 }
 
+/// Writes data to stdout. A reader that went away (`kiln parse | head`) is not an error: the
+/// command has done its job.
+pub fn stdout(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure {
+            message: format!("error: failed to write to stdout: {e}\n"),
+            exit: Exit::Failure,
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,

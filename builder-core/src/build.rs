@@ -212,6 +212,9 @@ pub enum BuildError {
         #[source]
         source: LayerError,
     },
+    /// A `-t` name carries a digest, which a build cannot promise to produce.
+    #[error("refusing to create a tag with a digest reference: `{0}`")]
+    DigestTag(Reference),
     /// A scratch directory could not be made.
     #[error("failed to create a temporary directory")]
     Scratch(#[source] std::io::Error),
@@ -334,6 +337,9 @@ pub fn read_dockerfile(path: &Path) -> Result<Arc<SourceFile>, BuildError> {
 /// Builds the image described by `options`.
 pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildReport, BuildError> {
     let started = Instant::now();
+    if let Some(tag) = options.tags.iter().find(|t| t.digest().is_some()) {
+        return Err(BuildError::DigestTag(tag.clone()));
+    }
     let dockerfile_path = options
         .dockerfile
         .clone()

@@ -18,10 +18,15 @@ fn options(args: &BuildArgs) -> Result<BuildOptions, Failure> {
     options.store_dir = args.store.clone().unwrap_or_else(default_store_dir);
     options.source_date_epoch = args.source_date_epoch;
     for t in &args.tags {
-        options.tags.push(
-            t.parse::<Reference>()
-                .map_err(|e| Failure::usage(format!("invalid tag: {e}")))?,
-        );
+        let tag = t
+            .parse::<Reference>()
+            .map_err(|e| Failure::usage(format!("invalid tag: {e}")))?;
+        if tag.digest().is_some() {
+            return Err(Failure::usage(format!(
+                "refusing to create a tag with a digest reference: `{t}`"
+            )));
+        }
+        options.tags.push(tag);
     }
     options.plan.build_args = build_args(&args.build_args)?;
     options.plan.target = args.target.clone();
@@ -138,8 +143,7 @@ pub fn run(args: Box<BuildArgs>) -> Result<(), Failure> {
             report.steps.len()
         );
     }
-    println!("{}", report.digest);
-    Ok(())
+    crate::stdout(&format!("{}\n", report.digest))
 }
 
 #[cfg(test)]

@@ -13,20 +13,20 @@ pub fn run(args: ImagesArgs) -> Result<(), Failure> {
         message: render::error(&e, None),
         exit: Exit::Failure,
     })?;
-    println!(
-        "{:<40} {:<19} {:<21} {:>10}",
+    let mut table = format!(
+        "{:<40} {:<19} {:<21} {:>10}\n",
         "NAME", "DIGEST", "CREATED", "SIZE"
     );
     for image in images {
-        println!(
-            "{:<40} {:<19} {:<21} {:>10}",
+        table.push_str(&format!(
+            "{:<40} {:<19} {:<21} {:>10}\n",
             image.name.as_deref().unwrap_or("<none>"),
             &image.digest.to_string()[..19],
             image.created.as_deref().unwrap_or("-"),
             human_size(image.size)
-        );
+        ));
     }
-    Ok(())
+    crate::stdout(&table)
 }
 
 fn human_size(bytes: u64) -> String {

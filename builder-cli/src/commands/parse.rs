@@ -14,21 +14,29 @@ pub fn run(args: ParseArgs) -> Result<(), Failure> {
         exit: Exit::Failure,
     };
     let source = read_dockerfile(&args.file).map_err(|e| fail(render::error(&e, None)))?;
-    let parsed = dockerfile::parse(source).map_err(|e| fail(render::error(&e, e.location())))?;
-    for w in &parsed.warnings {
-        eprintln!("warning: {}:{}: {}", args.file.display(), w.line, w.message);
-    }
+    let warn = |line: usize, message: &str| {
+        eprintln!("warning: {}:{line}: {message}", args.file.display());
+    };
     match args.format {
         ParseFormat::Json => {
+            let parsed =
+                dockerfile::parse(source).map_err(|e| fail(render::error(&e, e.location())))?;
+            for w in &parsed.warnings {
+                warn(w.line, &w.message);
+            }
             let json = serde_json::to_string_pretty(&parsed)
                 .map_err(|e| fail(format!("error: failed to serialise the Dockerfile: {e}\n")))?;
-            println!("{json}");
+            crate::stdout(&format!("{json}\n"))
         }
         ParseFormat::Buildkit => {
-            let raw = dockerfile::parse_raw(parsed.source.clone())
-                .map_err(|e| fail(render::error(&e, e.location())))?;
-            print!("{}", dockerfile::dump_buildkit(&raw));
+            // BuildKit's dump is of its line-level parse only: instruction checks (flags,
+            // argument counts) come later, so files that fail them still dump.
+            let raw =
+                dockerfile::parse_raw(source).map_err(|e| fail(render::error(&e, e.location())))?;
+            for w in &raw.warnings {
+                warn(w.line, &w.message);
+            }
+            crate::stdout(&dockerfile::dump_buildkit(&raw))
         }
     }
-    Ok(())
 }

@@ -89,23 +89,35 @@ impl OciLayout {
     /// user's unrelated directory.
     pub fn open_or_create(root: impl Into<PathBuf>) -> Result<OciLayout> {
         let root = root.into();
-        let marker = root.join("oci-layout");
-        if root.exists() && !marker.exists() {
-            let mut entries = fs::read_dir(&root).map_err(io_err("read directory", &root))?;
+        fs::create_dir_all(&root).map_err(io_err("create directory", &root))?;
+        let layout = OciLayout { root };
+        // Several builds may create the same store at once: decide and write under the lock.
+        let _lock = layout.lock()?;
+        let marker = layout.root.join("oci-layout");
+        if !marker.exists() {
+            let mut entries =
+                fs::read_dir(&layout.root).map_err(io_err("read directory", &layout.root))?;
             if entries.next().is_some() {
-                return Err(LayoutError::NotALayout(root));
+                return Err(LayoutError::NotALayout(layout.root));
             }
         }
-        let blobs = root.join("blobs").join("sha256");
+        let blobs = layout.root.join("blobs").join("sha256");
         fs::create_dir_all(&blobs).map_err(io_err("create directory", &blobs))?;
-        let layout = OciLayout { root };
-        if !marker.exists() {
-            layout.replace_file(&marker, OCI_LAYOUT_MARKER.as_bytes())?;
-        }
         if !layout.index_path().exists() {
             layout.write_index(&empty_index())?;
         }
+        if !marker.exists() {
+            layout.replace_file(&marker, OCI_LAYOUT_MARKER.as_bytes())?;
+        }
         Ok(layout)
+    }
+
+    /// An exclusive lock on the layout, held until the returned file is dropped: it serialises
+    /// changes to `index.json` between processes sharing a store.
+    fn lock(&self) -> Result<File> {
+        let dir = File::open(&self.root).map_err(io_err("open", &self.root))?;
+        dir.lock().map_err(io_err("lock", &self.root))?;
+        Ok(dir)
     }
 
     /// Opens an existing layout without creating anything.
@@ -234,6 +246,7 @@ impl OciLayout {
     /// (`org.opencontainers.image.ref.name`); any entry already carrying one of those names loses
     /// it. With no names, the manifest is added unnamed unless already present.
     pub fn add_manifest(&self, manifest: &Descriptor, ref_names: &[String]) -> Result<()> {
+        let _lock = self.lock()?;
         let mut index = self.read_index()?;
         let mut manifests: Vec<Descriptor> = index
             .manifests()
