@@ -195,9 +195,10 @@ impl<'a> Planner<'a> {
         // ONBUILD triggers of the base run first, then are cleared.
         if let Some(triggers) = state.config.config.on_build.take() {
             for trigger in triggers {
+                // A trigger is one instruction; the parser wants it inside a stage.
                 let parsed = crate::dockerfile::parse(SourceFile::new(
                     format!("ONBUILD trigger `{trigger}`"),
-                    trigger.clone(),
+                    format!("FROM scratch\n{trigger}\n"),
                 ))
                 .map_err(|e| {
                     self.err(
@@ -205,7 +206,7 @@ impl<'a> Planner<'a> {
                         format!("invalid ONBUILD trigger `{trigger}` in the base image: {e}"),
                     )
                 })?;
-                for ins in &parsed.instructions {
+                for ins in parsed.instructions.iter().skip(1) {
                     let mut step = self.dispatch(index, ins, &mut state)?;
                     if let Some(s) = step.as_mut() {
                         s.location = source.from.location(&self.file);
