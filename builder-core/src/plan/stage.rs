@@ -17,6 +17,9 @@ use crate::oci::{self, ImageConfig, Platform, Reference};
 
 const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 
+/// The `PATH` BuildKit gives every non-Windows stage whose base sets none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Progress {
     Planning,
@@ -185,7 +188,10 @@ impl<'a> Planner<'a> {
         self.progress.insert(index, Progress::Planning);
         let sources = self.sources;
         let source = &sources[index];
-        let (base, platform, base_config) = self.plan_from(index, source)?;
+        let (base, platform, mut base_config) = self.plan_from(index, source)?;
+        if platform.os != "windows" && base_config.config.env_var("PATH").is_none() {
+            base_config.config.set_env_var("PATH", DEFAULT_PATH);
+        }
         let mut state = StageState {
             config: base_config,
             args: ArgScope::default(),
