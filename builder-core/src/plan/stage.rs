@@ -640,7 +640,14 @@ impl<'a> Planner<'a> {
                     .find(|h| h.name == name)
                     .ok_or_else(|| self.err(ins, format!("no here-document named `{name}`")))?;
                 let content = if doc.expand {
-                    self.expand(ins, &doc.content, env)?
+                    // The body is file content: variables expand, quotes stay, and the escape
+                    // is always `\`, as in BuildKit.
+                    Lexer::new('\\')
+                        .skip_process_quotes(true)
+                        .process_word(&doc.content, &env.to_vec())
+                        .map_err(|e| {
+                            self.err(ins, format!("failed to expand here-document `{name}`: {e}"))
+                        })?
                 } else {
                     doc.content.clone()
                 };
