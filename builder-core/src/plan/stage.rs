@@ -513,7 +513,7 @@ impl<'a> Planner<'a> {
                 let op = self.copy_op(stage, ins, add, sources, dest, state, &env)?;
                 let mut shown: Vec<String> = Vec::new();
                 if let Some(f) = ins.flag("from") {
-                    shown.push(format!("--from={}", self.expand(ins, f, &env)?));
+                    shown.push(format!("--from={f}"));
                 }
                 if let Some(c) = &op.chown {
                     shown.push(format!("--chown={c}"));
@@ -623,10 +623,7 @@ impl<'a> Planner<'a> {
     ) -> Result<CopyOp, PlanError> {
         let from = match ins.flag("from") {
             None => CopyFrom::Context,
-            Some(f) => {
-                let f = self.expand(ins, f, env)?;
-                self.copy_from(stage, ins, &f)?
-            }
+            Some(f) => self.copy_from(stage, ins, f)?,
         };
         let mut srcs = Vec::new();
         for s in sources {
@@ -697,12 +694,21 @@ impl<'a> Planner<'a> {
         })
     }
 
+    /// Resolves `--from`: a stage name, a stage index, or an image. As in BuildKit, the value
+    /// is not expanded, and only stages defined before this one can be copied from.
     fn copy_from(
         &mut self,
         stage: usize,
         ins: &Instruction,
         from: &str,
     ) -> Result<CopyFrom, PlanError> {
+        let no_vars: Vec<(String, String)> = Vec::new();
+        if self.lexer.process_word(from, &no_vars).ok().as_deref() != Some(from) {
+            return Err(self.err(
+                ins,
+                "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround",
+            ));
+        }
         let target = if let Ok(n) = from.parse::<usize>() {
             if n >= self.sources.len() {
                 return Err(self.err(
@@ -725,6 +731,22 @@ impl<'a> Planner<'a> {
                 stage: from.to_string(),
                 location: ins.location(&self.file),
             }),
+            Some(j) if j > stage => {
+                // BuildKit reports a loop first; planning the later stage finds one if any.
+                if let Err(e @ PlanError::Cycle { .. }) = self.plan_stage(j, Some(ins)) {
+                    return Err(e);
+                }
+                let current = match &self.sources[stage].name {
+                    Some(n) => n.clone(),
+                    None => format!("stage-{stage}"),
+                };
+                Err(self.err(
+                    ins,
+                    format!(
+                        "cannot copy from stage `{from}`, it needs to be defined before current stage `{current}`"
+                    ),
+                ))
+            }
             Some(j) => {
                 self.plan_stage(j, Some(ins))?;
                 Ok(CopyFrom::Stage(j))
