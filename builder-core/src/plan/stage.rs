@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::args::{ArgScope, PROXY_ARGS, platform_args};
+use super::args::{ArgScope, PROXY_ARGS, predefined_args};
 use super::op::{CopyFrom, CopyOp, CopySource, Op, RunOp, Step};
 use super::values::{check_signal, parse_chmod, parse_port_spec};
 use super::{Base, ImageResolver, PlanError, PlanOptions, Stage, StageSource};
@@ -34,7 +34,7 @@ pub(super) struct Planner<'a> {
     sources: &'a [StageSource<'a>],
     /// Global ARGs (before the first FROM) plus the platform args.
     globals: ArgScope,
-    /// Names declared by global ARGs (with or without a value).
+    /// Names declared by global ARGs (with or without a value), and the predefined ones.
     global_names: BTreeSet<String>,
     consumed: BTreeSet<String>,
     progress: BTreeMap<usize, Progress>,
@@ -90,9 +90,22 @@ impl<'a> Planner<'a> {
         options: &'a PlanOptions,
         resolver: &'a dyn ImageResolver,
         sources: &'a [StageSource<'a>],
+        target_stage: Option<&str>,
     ) -> Planner<'a> {
         let mut globals = ArgScope::default();
-        for (k, v) in platform_args(&options.platform, &options.build_platform) {
+        let mut global_names = BTreeSet::new();
+        let mut consumed = BTreeSet::new();
+        let predefined = predefined_args(
+            &options.platform,
+            &options.build_platform,
+            target_stage,
+            &options.build_args,
+        );
+        for (k, v) in predefined {
+            if options.build_args.contains_key(&k) {
+                consumed.insert(k.clone());
+            }
+            global_names.insert(k.clone());
             globals.set(&k, v);
         }
         Planner {
@@ -102,8 +115,8 @@ impl<'a> Planner<'a> {
             resolver,
             sources,
             globals,
-            global_names: BTreeSet::new(),
-            consumed: BTreeSet::new(),
+            global_names,
+            consumed,
             progress: BTreeMap::new(),
             planned: BTreeMap::new(),
             order: Vec::new(),
@@ -322,10 +335,7 @@ impl<'a> Planner<'a> {
                         Some(v.clone())
                     } else if let Some(d) = &decl.default {
                         Some(self.expand(ins, d, &state.expansion_env())?)
-                    } else if self.global_names.contains(&decl.name)
-                        || platform_args(&self.options.platform, &self.options.build_platform)
-                            .contains_key(&decl.name)
-                    {
+                    } else if self.global_names.contains(&decl.name) {
                         self.globals.get(&decl.name).map(str::to_string)
                     } else {
                         None
