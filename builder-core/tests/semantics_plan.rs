@@ -277,6 +277,7 @@ fn shell_form_goes_through_shell() {
     // ENTRYPOINT after CMD in the same stage keeps that CMD.
     assert_eq!(c.cmd.as_deref().unwrap(), ["/bin/sh", "-c", "echo hi"]);
     assert_eq!(c.shell.as_deref().unwrap(), ["/bin/bash", "-euc"]);
+    assert_eq!(c.args_escaped, Some(true));
     // HEALTHCHECK's shell form is CMD-SHELL, not the SHELL.
     assert_eq!(
         c.healthcheck.as_ref().unwrap().test,

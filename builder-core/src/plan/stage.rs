@@ -448,6 +448,8 @@ impl<'a> Planner<'a> {
             Command::Cmd { command } => {
                 let args = self.command_args(command, state);
                 state.config.config.cmd = Some(args.clone());
+                // BuildKit marks every CMD so; Docker only reads it for Windows images.
+                state.config.config.args_escaped = Some(true);
                 state.cmd_set = true;
                 step(format!("CMD {}", json(&args)), Op::Config)
             }
