@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::fs::{FsTree, join, split_parent};
 use super::users::{Owner, resolve_owner};
 use super::{ExecError, StepEnv};
-use crate::context::{PatternMatcher, filepath_match};
+use crate::context::{ContextError, PatternMatcher, contains_wildcards, filepath_match};
 use crate::oci::{Content, Entry, EntryKind};
 use crate::plan::{CopyFrom, CopyOp, CopySource};
 
@@ -154,7 +154,56 @@ fn resolve_dest(dest: &str, several: bool, target: &FsTree) -> Result<Dest, Exec
 }
 
 fn has_wildcard(s: &str) -> bool {
-    s.contains(['*', '?', '['])
+    contains_wildcards(s)
+}
+
+/// A COPY source path as BuildKit reads it: relative to the root of the context or stage, `..`
+/// never climbing above that root, a trailing `/` meaningless. With `--parents`, the part before
+/// a `/./` in the source is the pivot: only the directories after it are kept.
+struct SourcePath {
+    /// The whole path, cleaned, without a leading `/` (`""` for the root).
+    full: String,
+    /// The pivot, cleaned likewise; `""` when there is none.
+    pivot: String,
+}
+
+impl SourcePath {
+    fn new(raw: &str, parents: bool) -> SourcePath {
+        let (pivot, full) = match raw.split_once("/./") {
+            Some((pivot, rest)) if parents => {
+                (clean_rel(pivot), clean_rel(&format!("{pivot}/{rest}")))
+            }
+            _ => (String::new(), clean_rel(raw)),
+        };
+        SourcePath { full, pivot }
+    }
+
+    /// The part of a matched path that `--parents` keeps under the destination.
+    fn kept<'a>(&self, matched: &'a str) -> &'a str {
+        if self.pivot.is_empty() {
+            return matched;
+        }
+        matched
+            .strip_prefix(self.pivot.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+            .unwrap_or(matched)
+    }
+}
+
+/// Lexically cleans `path` as a path below a root: `.` and empty components dropped, `..`
+/// removing the previous component and stopping at the root.
+fn clean_rel(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
 }
 
 fn base_name(rel: &str) -> &str {
@@ -170,7 +219,13 @@ fn copy_from_context(
     env: &StepEnv<'_>,
 ) -> Result<(), ExecError> {
     let ctx = env.context;
-    let matches = ctx.resolve_source(pattern).map_err(ExecError::Source)?;
+    let source = SourcePath::new(pattern, op.parents);
+    let matches = match ctx.resolve_source(&source.full) {
+        Ok(m) => m,
+        // BuildKit copies with `AllowEmptyWildcard`: a pattern that matches nothing copies nothing.
+        Err(ContextError::NotFound { .. }) if has_wildcard(&source.full) => return Ok(()),
+        Err(e) => return Err(ExecError::Source(e)),
+    };
     let dest = match (dest, matches.len() > 1 || has_wildcard(pattern)) {
         (Dest::File(f), true) if matches.len() > 1 => Dest::Dir(f.clone()),
         (d, _) => d.clone(),
@@ -184,7 +239,7 @@ fn copy_from_context(
         let meta = symlink_meta(&path)?;
         let top = if op.parents {
             match &dest {
-                Dest::Dir(d) => join(d, &m.named),
+                Dest::Dir(d) => join(d, source.kept(&m.named)),
                 Dest::File(f) => f.clone(),
             }
         } else {
@@ -339,8 +394,12 @@ fn copy_from_tree(
     target: &FsTree,
     out: &mut Output,
 ) -> Result<(), ExecError> {
-    let matches = glob_tree(tree, pattern)?;
+    let source = SourcePath::new(pattern, parents);
+    let matches = glob_tree(tree, &source.full)?;
     if matches.is_empty() {
+        if has_wildcard(&source.full) {
+            return Ok(());
+        }
         return Err(ExecError::NotInStage {
             path: pattern.to_string(),
         });
@@ -360,7 +419,7 @@ fn copy_from_tree(
         };
         let top = if parents {
             match &dest {
-                Dest::Dir(d) => join(d, &rel),
+                Dest::Dir(d) => join(d, source.kept(&rel)),
                 Dest::File(f) => f.clone(),
             }
         } else {

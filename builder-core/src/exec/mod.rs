@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::context::{BuildContext, ContextError};
 use crate::oci::Entry;
 use fs::FsTree;
-use users::{Owner, UserError, resolve_owner};
+use users::{Owner, UserError, resolve_owner_lenient};
 
 /// Recognises and unpacks the local archives that `ADD` extracts. Defined here and implemented
 /// by `layer`, which owns tar reading; `build` passes it in.
@@ -101,7 +101,8 @@ pub enum ExecError {
 }
 
 /// The layer of `WORKDIR path`: the directory and its missing parents when it does not exist yet
-/// (owned by the current USER, as BuildKit does), nothing when it does.
+/// (owned by the current USER, as BuildKit does, or by root when the stage does not know that
+/// user), nothing when it does.
 pub fn workdir(
     path: &str,
     user: Option<&str>,
@@ -120,7 +121,7 @@ pub fn workdir(
         )));
     }
     let owner = match user {
-        Some(u) => resolve_owner(u, tree).map_err(ExecError::User)?,
+        Some(u) => resolve_owner_lenient(u, tree).map_err(ExecError::User)?,
         None => Owner::ROOT,
     };
     let mut entries = Vec::new();

@@ -36,9 +36,28 @@ pub enum UserError {
     Invalid(String),
 }
 
-/// Resolves `spec` (`1000`, `app`, `app:staff`, `1000:50`) against `tree`. As Docker documents,
-/// a user without a group (or a uid without a gid) uses the user's numeric uid as the gid.
+/// Resolves `spec` (`1000`, `app`, `app:staff`, `1000:50`) against `tree`, as BuildKit does for
+/// `--chown`: a uid without a group uses the same number as the gid, a user name without a
+/// group uses that user's primary group from `/etc/passwd`, and `root` is 0 without a lookup.
+/// A name the stage's files do not have is an error, as Docker's reference documents.
 pub fn resolve_owner(spec: &str, tree: &FsTree) -> Result<Owner, UserError> {
+    resolve(spec, tree, Lookup::Strict)
+}
+
+/// Resolves the `USER` that owns the directories `WORKDIR` creates. BuildKit's mkdir does not
+/// fail on names the stage's files lack: an unknown user is 0:0 and an unknown group leaves the
+/// user's gid, so this never fails on a name, only on a malformed value.
+pub fn resolve_owner_lenient(spec: &str, tree: &FsTree) -> Result<Owner, UserError> {
+    resolve(spec, tree, Lookup::Lenient)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    Strict,
+    Lenient,
+}
+
+fn resolve(spec: &str, tree: &FsTree, mode: Lookup) -> Result<Owner, UserError> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -46,27 +65,46 @@ pub fn resolve_owner(spec: &str, tree: &FsTree) -> Result<Owner, UserError> {
     if user.is_empty() || group.is_some_and(str::is_empty) {
         return Err(UserError::Invalid(spec.to_string()));
     }
-    let uid = match user.parse::<u32>() {
-        Ok(n) => n,
-        Err(_) => lookup(tree, "/etc/passwd", "user", user)?,
-    };
-    let gid = match group {
-        None => uid,
-        Some(g) => match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => lookup(tree, "/etc/group", "group", g)?,
+    let mut owner = match numeric_id(user) {
+        Some(n) => Owner { uid: n, gid: n },
+        None => match lookup(tree, "/etc/passwd", "user", user) {
+            Ok(fields) => Owner {
+                uid: fields.0,
+                gid: fields.1.unwrap_or(0),
+            },
+            Err(_) if mode == Lookup::Lenient => Owner::ROOT,
+            Err(e) => return Err(e),
         },
     };
-    Ok(Owner { uid, gid })
+    if let Some(g) = group {
+        match numeric_id(g) {
+            Some(n) => owner.gid = n,
+            None => match lookup(tree, "/etc/group", "group", g) {
+                Ok(fields) => owner.gid = fields.0,
+                Err(_) if mode == Lookup::Lenient => {}
+                Err(e) => return Err(e),
+            },
+        }
+    }
+    Ok(owner)
 }
 
-/// Finds `name` in a colon-separated database (field 0 the name, field 2 the id).
+/// A numeric id, or `root`, which BuildKit takes as 0 without reading any file.
+fn numeric_id(s: &str) -> Option<u32> {
+    if s == "root" {
+        return Some(0);
+    }
+    s.parse().ok()
+}
+
+/// Finds `name` in a colon-separated database (field 0 the name, field 2 the id, field 3 the
+/// primary group in `/etc/passwd`).
 fn lookup(
     tree: &FsTree,
     file: &'static str,
     kind: &'static str,
     name: &str,
-) -> Result<u32, UserError> {
+) -> Result<(u32, Option<u32>), UserError> {
     let unknown = || UserError::Unknown {
         kind,
         name: name.to_string(),
@@ -78,9 +116,12 @@ fn lookup(
         .filter(|l| !l.starts_with('#'))
         .find_map(|line| {
             let fields: Vec<&str> = line.split(':').collect();
-            (fields.first() == Some(&name))
-                .then(|| fields.get(2).and_then(|id| id.trim().parse::<u32>().ok()))
-                .flatten()
+            if fields.first() != Some(&name) {
+                return None;
+            }
+            let id = fields.get(2)?.trim().parse::<u32>().ok()?;
+            let group = fields.get(3).and_then(|g| g.trim().parse::<u32>().ok());
+            Some((id, group))
         })
         .ok_or_else(unknown)
 }
@@ -120,8 +161,13 @@ mod tests {
             resolve_owner("app", &t).unwrap(),
             Owner {
                 uid: 1000,
-                gid: 1000
+                gid: 1001
             }
+        );
+        assert_eq!(resolve_owner("root", &FsTree::new()).unwrap(), Owner::ROOT);
+        assert_eq!(
+            resolve_owner_lenient("ghost:staff", &t).unwrap(),
+            Owner { uid: 0, gid: 50 }
         );
         assert_eq!(
             resolve_owner("app:staff", &t).unwrap(),

@@ -24,17 +24,33 @@ pub const PROXY_ARGS: &[&str] = &[
     "all_proxy",
 ];
 
-/// The automatic platform args for a build targeting `target` on `build`.
-pub fn platform_args(target: &Platform, build: &Platform) -> BTreeMap<String, String> {
+/// The args BuildKit predefines for every build: the target and build platforms (`TARGETARCH`,
+/// `BUILDPLATFORM`, ...) and `TARGETSTAGE`, the name of the stage being built (`default` when it
+/// has none). They are global, so usable in FROM without a declaration; a `--build-arg` of the
+/// same name replaces the value.
+pub fn predefined_args(
+    target: &Platform,
+    build: &Platform,
+    target_stage: Option<&str>,
+    build_args: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
     let mut args = BTreeMap::new();
-    for (prefix, p) in [("TARGET", target), ("BUILD", build)] {
+    for (prefix, p) in [("BUILD", build), ("TARGET", target)] {
         args.insert(format!("{prefix}PLATFORM"), p.to_string());
         args.insert(format!("{prefix}OS"), p.os.clone());
+        args.insert(format!("{prefix}OSVERSION"), String::new());
         args.insert(format!("{prefix}ARCH"), p.architecture.clone());
         args.insert(
             format!("{prefix}VARIANT"),
             p.variant.clone().unwrap_or_default(),
         );
+    }
+    let stage = target_stage.filter(|s| !s.is_empty()).unwrap_or("default");
+    args.insert("TARGETSTAGE".to_string(), stage.to_string());
+    for (name, value) in args.iter_mut() {
+        if let Some(v) = build_args.get(name) {
+            value.clone_from(v);
+        }
     }
     args
 }

@@ -19,7 +19,7 @@ use crate::diag::{Location, SourceFile};
 use crate::dockerfile::{Command, Dockerfile, Instruction};
 use crate::oci::{ImageConfig, Platform, Reference};
 
-pub use args::{ArgScope, PROXY_ARGS, platform_args};
+pub use args::{ArgScope, PROXY_ARGS, predefined_args};
 pub use op::{CopyFrom, CopyOp, CopySource, Op, RunOp, Step};
 
 /// What a build was asked for, as far as planning is concerned.
@@ -198,9 +198,6 @@ pub fn plan(
     if stages.is_empty() {
         return Err(PlanError::NoStages);
     }
-    let mut planner = stage::Planner::new(dockerfile, options, resolver, &stages);
-    planner.declare_globals(&global_decls)?;
-
     let target = match &options.target {
         None => stages.len() - 1,
         Some(t) => {
@@ -218,6 +215,18 @@ pub fn plan(
                 })?
         }
     };
+    let target_name = options
+        .target
+        .clone()
+        .or_else(|| stages[target].name.clone());
+    let mut planner = stage::Planner::new(
+        dockerfile,
+        options,
+        resolver,
+        &stages,
+        target_name.as_deref(),
+    );
+    planner.declare_globals(&global_decls)?;
     planner.plan_stage(target, None)?;
     let mut warnings: Vec<String> = dockerfile
         .warnings

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::args::{ArgScope, PROXY_ARGS, platform_args};
+use super::args::{ArgScope, PROXY_ARGS, predefined_args};
 use super::op::{CopyFrom, CopyOp, CopySource, Op, RunOp, Step};
 use super::values::{check_signal, parse_chmod, parse_port_spec};
 use super::{Base, ImageResolver, PlanError, PlanOptions, Stage, StageSource};
@@ -16,6 +16,9 @@ use crate::oci::config::EmptyObject;
 use crate::oci::{self, ImageConfig, Platform, Reference};
 
 const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
+
+/// The `PATH` BuildKit gives every non-Windows stage whose base sets none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Progress {
@@ -31,7 +34,7 @@ pub(super) struct Planner<'a> {
     sources: &'a [StageSource<'a>],
     /// Global ARGs (before the first FROM) plus the platform args.
     globals: ArgScope,
-    /// Names declared by global ARGs (with or without a value).
+    /// Names declared by global ARGs (with or without a value), and the predefined ones.
     global_names: BTreeSet<String>,
     consumed: BTreeSet<String>,
     progress: BTreeMap<usize, Progress>,
@@ -87,9 +90,22 @@ impl<'a> Planner<'a> {
         options: &'a PlanOptions,
         resolver: &'a dyn ImageResolver,
         sources: &'a [StageSource<'a>],
+        target_stage: Option<&str>,
     ) -> Planner<'a> {
         let mut globals = ArgScope::default();
-        for (k, v) in platform_args(&options.platform, &options.build_platform) {
+        let mut global_names = BTreeSet::new();
+        let mut consumed = BTreeSet::new();
+        let predefined = predefined_args(
+            &options.platform,
+            &options.build_platform,
+            target_stage,
+            &options.build_args,
+        );
+        for (k, v) in predefined {
+            if options.build_args.contains_key(&k) {
+                consumed.insert(k.clone());
+            }
+            global_names.insert(k.clone());
             globals.set(&k, v);
         }
         Planner {
@@ -99,8 +115,8 @@ impl<'a> Planner<'a> {
             resolver,
             sources,
             globals,
-            global_names: BTreeSet::new(),
-            consumed: BTreeSet::new(),
+            global_names,
+            consumed,
             progress: BTreeMap::new(),
             planned: BTreeMap::new(),
             order: Vec::new(),
@@ -185,7 +201,10 @@ impl<'a> Planner<'a> {
         self.progress.insert(index, Progress::Planning);
         let sources = self.sources;
         let source = &sources[index];
-        let (base, platform, base_config) = self.plan_from(index, source)?;
+        let (base, platform, mut base_config) = self.plan_from(index, source)?;
+        if platform.os != "windows" && base_config.config.env_var("PATH").is_none() {
+            base_config.config.set_env_var("PATH", DEFAULT_PATH);
+        }
         let mut state = StageState {
             config: base_config,
             args: ArgScope::default(),
@@ -195,9 +214,10 @@ impl<'a> Planner<'a> {
         // ONBUILD triggers of the base run first, then are cleared.
         if let Some(triggers) = state.config.config.on_build.take() {
             for trigger in triggers {
+                // A trigger is one instruction; the parser wants it inside a stage.
                 let parsed = crate::dockerfile::parse(SourceFile::new(
                     format!("ONBUILD trigger `{trigger}`"),
-                    trigger.clone(),
+                    format!("FROM scratch\n{trigger}\n"),
                 ))
                 .map_err(|e| {
                     self.err(
@@ -205,7 +225,7 @@ impl<'a> Planner<'a> {
                         format!("invalid ONBUILD trigger `{trigger}` in the base image: {e}"),
                     )
                 })?;
-                for ins in &parsed.instructions {
+                for ins in parsed.instructions.iter().skip(1) {
                     let mut step = self.dispatch(index, ins, &mut state)?;
                     if let Some(s) = step.as_mut() {
                         s.location = source.from.location(&self.file);
@@ -315,10 +335,7 @@ impl<'a> Planner<'a> {
                         Some(v.clone())
                     } else if let Some(d) = &decl.default {
                         Some(self.expand(ins, d, &state.expansion_env())?)
-                    } else if self.global_names.contains(&decl.name)
-                        || platform_args(&self.options.platform, &self.options.build_platform)
-                            .contains_key(&decl.name)
-                    {
+                    } else if self.global_names.contains(&decl.name) {
                         self.globals.get(&decl.name).map(str::to_string)
                     } else {
                         None
@@ -431,6 +448,8 @@ impl<'a> Planner<'a> {
             Command::Cmd { command } => {
                 let args = self.command_args(command, state);
                 state.config.config.cmd = Some(args.clone());
+                // BuildKit marks every CMD so; Docker only reads it for Windows images.
+                state.config.config.args_escaped = Some(true);
                 state.cmd_set = true;
                 step(format!("CMD {}", json(&args)), Op::Config)
             }
@@ -506,7 +525,7 @@ impl<'a> Planner<'a> {
                 let op = self.copy_op(stage, ins, add, sources, dest, state, &env)?;
                 let mut shown: Vec<String> = Vec::new();
                 if let Some(f) = ins.flag("from") {
-                    shown.push(format!("--from={}", self.expand(ins, f, &env)?));
+                    shown.push(format!("--from={f}"));
                 }
                 if let Some(c) = &op.chown {
                     shown.push(format!("--chown={c}"));
@@ -616,10 +635,7 @@ impl<'a> Planner<'a> {
     ) -> Result<CopyOp, PlanError> {
         let from = match ins.flag("from") {
             None => CopyFrom::Context,
-            Some(f) => {
-                let f = self.expand(ins, f, env)?;
-                self.copy_from(stage, ins, &f)?
-            }
+            Some(f) => self.copy_from(stage, ins, f)?,
         };
         let mut srcs = Vec::new();
         for s in sources {
@@ -633,7 +649,14 @@ impl<'a> Planner<'a> {
                     .find(|h| h.name == name)
                     .ok_or_else(|| self.err(ins, format!("no here-document named `{name}`")))?;
                 let content = if doc.expand {
-                    self.expand(ins, &doc.content, env)?
+                    // The body is file content: variables expand, quotes stay, and the escape
+                    // is always `\`, as in BuildKit.
+                    Lexer::new('\\')
+                        .skip_process_quotes(true)
+                        .process_word(&doc.content, &env.to_vec())
+                        .map_err(|e| {
+                            self.err(ins, format!("failed to expand here-document `{name}`: {e}"))
+                        })?
                 } else {
                     doc.content.clone()
                 };
@@ -683,12 +706,21 @@ impl<'a> Planner<'a> {
         })
     }
 
+    /// Resolves `--from`: a stage name, a stage index, or an image. As in BuildKit, the value
+    /// is not expanded, and only stages defined before this one can be copied from.
     fn copy_from(
         &mut self,
         stage: usize,
         ins: &Instruction,
         from: &str,
     ) -> Result<CopyFrom, PlanError> {
+        let no_vars: Vec<(String, String)> = Vec::new();
+        if self.lexer.process_word(from, &no_vars).ok().as_deref() != Some(from) {
+            return Err(self.err(
+                ins,
+                "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround",
+            ));
+        }
         let target = if let Ok(n) = from.parse::<usize>() {
             if n >= self.sources.len() {
                 return Err(self.err(
@@ -711,6 +743,22 @@ impl<'a> Planner<'a> {
                 stage: from.to_string(),
                 location: ins.location(&self.file),
             }),
+            Some(j) if j > stage => {
+                // BuildKit reports a loop first; planning the later stage finds one if any.
+                if let Err(e @ PlanError::Cycle { .. }) = self.plan_stage(j, Some(ins)) {
+                    return Err(e);
+                }
+                let current = match &self.sources[stage].name {
+                    Some(n) => n.clone(),
+                    None => format!("stage-{stage}"),
+                };
+                Err(self.err(
+                    ins,
+                    format!(
+                        "cannot copy from stage `{from}`, it needs to be defined before current stage `{current}`"
+                    ),
+                ))
+            }
             Some(j) => {
                 self.plan_stage(j, Some(ins))?;
                 Ok(CopyFrom::Stage(j))
