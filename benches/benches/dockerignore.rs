@@ -263,11 +263,28 @@ fn dockerignore(c: &mut Criterion) {
     let files = generate_paths(WALK_FILES);
     make_tree(tmp.path(), &files);
     let context = BuildContext::open(tmp.path(), None).unwrap();
-    let walked = context.walk("").unwrap().count();
-    let kept_files = files.iter().filter(|p| !excluded(p)).count();
+    let walked: Vec<_> = context.walk("").unwrap().map(Result::unwrap).collect();
+    let mut walked_files: Vec<&str> = walked
+        .iter()
+        .filter(|e| e.metadata.is_file())
+        .map(|e| e.rel.as_str())
+        .filter(|rel| !matches!(*rel, ".dockerignore" | "Dockerfile"))
+        .collect();
+    walked_files.sort_unstable();
+    let mut kept_files: Vec<&str> = files
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !excluded(p))
+        .collect();
+    kept_files.sort_unstable();
+    kept_files.dedup();
+    // The walk and the matcher must agree on every file.
+    assert_eq!(walked_files, kept_files);
     eprintln!(
-        "dockerignore: walked tree of {} files: {walked} entries kept ({kept_files} files not excluded)",
-        files.len()
+        "dockerignore: walked tree of {} files: {} entries kept, {} of them files",
+        files.len(),
+        walked.len(),
+        walked_files.len()
     );
     group.throughput(Throughput::Elements(files.len() as u64));
     group.sample_size(10);
