@@ -89,7 +89,11 @@ fn from_a_stored_image_reuses_its_layers_config_and_users() {
     let config: ImageConfig = child_image.config().unwrap();
     assert_eq!(
         config.config.env.as_deref().unwrap(),
-        ["LANG=C.UTF-8".to_string(), "MODE=prod".to_string()]
+        [
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+            "LANG=C.UTF-8".to_string(),
+            "MODE=prod".to_string()
+        ]
     );
     assert_eq!(config.config.working_dir.as_deref(), Some("/app"));
     assert_eq!(config.config.cmd.as_deref().unwrap(), ["serve".to_string()]);

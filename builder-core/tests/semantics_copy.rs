@@ -111,13 +111,18 @@ fn a_wildcard_matching_nothing_is_not_an_error() {
 }
 
 #[test]
-fn sources_outside_the_context_are_clamped_to_it() {
-    // Reference: `COPY ../something /something` drops the parent navigation.
+fn sources_outside_the_context_are_refused() {
+    // BuildKit clamps `../something` to `something`; kiln names the mistake instead.
     let ctx = Ctx::new();
     ctx.file("something", "s");
-    let b = ctx.build_ok("FROM scratch\nCOPY ../something /one\nCOPY /something ./two\n");
-    assert_eq!(b.get("one").text(), "s");
+    let e = ctx.build_err("FROM scratch\nCOPY ../something /one\n");
+    assert!(
+        e.contains("`../something` is outside the build context"),
+        "{e}"
+    );
+    let b = ctx.build_ok("FROM scratch\nCOPY /something ./two\nCOPY a/../something ./three\n");
     assert_eq!(b.get("two").text(), "s");
+    assert_eq!(b.get("three").text(), "s");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -52,7 +52,14 @@ fn target_skips_stages_it_does_not_need() {
 fn child_stage_inherits_env_workdir_and_files() {
     let (sb, _, config) = build_target("child");
     let c = &config["config"];
-    assert_eq!(c["Env"], json!(["GREETING=hello", "AUDIENCE=world"]));
+    assert_eq!(
+        c["Env"],
+        json!([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "GREETING=hello",
+            "AUDIENCE=world"
+        ])
+    );
     assert_eq!(c["WorkingDir"], "/app");
     assert_eq!(c["Entrypoint"], json!(["/bin/child"]));
     assert!(
@@ -81,7 +88,13 @@ fn cmd_set_in_the_same_stage_survives_entrypoint() {
     let c = &config["config"];
     assert_eq!(c["Entrypoint"], json!(["/bin/own"]));
     assert_eq!(c["Cmd"], json!(["own-cmd"]));
-    assert_eq!(c["Env"], json!(["GREETING=hello"]));
+    assert_eq!(
+        c["Env"],
+        json!([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "GREETING=hello"
+        ])
+    );
 }
 
 #[test]

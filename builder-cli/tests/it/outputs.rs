@@ -49,7 +49,14 @@ fn oci_dir_config_matches_the_dockerfile() {
     );
     assert_eq!(manifest["schemaVersion"], 2);
     let c = &config["config"];
-    assert_eq!(c["Env"], json!(["APP_HOME=/srv/www", "PORT=8080"]));
+    assert_eq!(
+        c["Env"],
+        json!([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "APP_HOME=/srv/www",
+            "PORT=8080"
+        ])
+    );
     assert_eq!(c["ExposedPorts"], json!({"8080/tcp": {}}));
     assert_eq!(c["User"], "1000:1000");
     assert_eq!(c["WorkingDir"], "/srv/www");

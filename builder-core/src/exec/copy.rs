@@ -190,6 +190,20 @@ impl SourcePath {
     }
 }
 
+/// Whether `path`, read from the root, climbs above it (`../x`, `a/../../x`).
+fn climbs_out(path: &str) -> bool {
+    let mut depth: usize = 0;
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if depth == 0 => return true,
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
 /// Lexically cleans `path` as a path below a root: `.` and empty components dropped, `..`
 /// removing the previous component and stopping at the root.
 fn clean_rel(path: &str) -> String {
@@ -219,6 +233,13 @@ fn copy_from_context(
     env: &StepEnv<'_>,
 ) -> Result<(), ExecError> {
     let ctx = env.context;
+    if climbs_out(pattern) {
+        // BuildKit silently clamps `../x` to `x`; kiln refuses it, so a Dockerfile that
+        // reaches for a file beyond its context says so instead of copying something else.
+        return Err(ExecError::Source(ContextError::OutsideContext {
+            source_path: pattern.to_string(),
+        }));
+    }
     let source = SourcePath::new(pattern, op.parents);
     let matches = match ctx.resolve_source(&source.full) {
         Ok(m) => m,
