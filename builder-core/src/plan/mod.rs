@@ -137,11 +137,11 @@ pub enum PlanError {
         location: Location,
     },
     /// `--target` names no stage.
-    #[error("target stage `{target}` could not be found; the stages are: {}", available.join(", "))]
+    #[error("target stage `{target}` could not be found; {}", named_stages(available))]
     UnknownTarget {
         /// The requested name.
         target: String,
-        /// The stage names (or indexes) that exist.
+        /// The names of the stages that have one (`FROM … AS name`); only those can be targets.
         available: Vec<String>,
     },
     /// Stages depend on each other in a loop.
@@ -166,6 +166,14 @@ pub enum PlanError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+fn named_stages(names: &[String]) -> String {
+    if names.is_empty() {
+        "no stage is named; name one with `FROM image AS name`".to_string()
+    } else {
+        format!("the named stages are: {}", names.join(", "))
+    }
 }
 
 impl PlanError {
@@ -207,11 +215,7 @@ pub fn plan(
                 .position(|s| s.name.as_deref() == Some(wanted.as_str()))
                 .ok_or_else(|| PlanError::UnknownTarget {
                     target: t.clone(),
-                    available: stages
-                        .iter()
-                        .enumerate()
-                        .map(|(i, s)| s.name.clone().unwrap_or_else(|| i.to_string()))
-                        .collect(),
+                    available: stages.iter().filter_map(|s| s.name.clone()).collect(),
                 })?
         }
     };
