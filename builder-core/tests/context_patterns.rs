@@ -2,26 +2,13 @@
 //! (converted in `shared/conformance/dockerignore`).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::path::PathBuf;
+mod common;
 
 use builder_core::context::{MatchInfo, PatternMatcher, read_all};
 use serde_json::Value;
 
-fn shared_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("KILN_SHARED_DIR") {
-        return PathBuf::from(dir);
-    }
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    loop {
-        if dir.join("shared/conformance").is_dir() {
-            return dir.join("shared");
-        }
-        assert!(dir.pop(), "no shared/conformance above CARGO_MANIFEST_DIR");
-    }
-}
-
 fn load(name: &str) -> Value {
-    let path = shared_dir().join("conformance/dockerignore").join(name);
+    let path = common::conformance_dir("dockerignore").join(name);
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 

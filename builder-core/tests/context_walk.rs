@@ -6,6 +6,8 @@
 //! bypass file permissions.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod common;
+
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -17,21 +19,8 @@ use serde_json::Value;
 
 const CHILD_ENV: &str = "KILN_WALK_PERMISSION_CHILD";
 
-fn shared_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("KILN_SHARED_DIR") {
-        return PathBuf::from(dir);
-    }
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    loop {
-        if dir.join("shared/conformance").is_dir() {
-            return dir.join("shared");
-        }
-        assert!(dir.pop(), "no shared/conformance above CARGO_MANIFEST_DIR");
-    }
-}
-
 fn cases() -> Vec<Value> {
-    let path = shared_dir().join("conformance/dockerignore/fsutil-walk-cases.json");
+    let path = common::conformance_dir("dockerignore").join("fsutil-walk-cases.json");
     let all: Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
     all["cases"].as_array().unwrap().clone()
 }

@@ -2,6 +2,8 @@
 //! test time.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -9,18 +11,8 @@ use builder_core::diag::SourceFile;
 use builder_core::dockerfile::{self, RawDockerfile};
 use serde_json::Value;
 
-/// `shared/conformance/buildkit`: under `KILN_SHARED_DIR` if set, otherwise under the first
-/// ancestor of the crate that has `shared/conformance`.
 fn corpus() -> PathBuf {
-    let shared = match std::env::var_os("KILN_SHARED_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .ancestors()
-            .map(|dir| dir.join("shared"))
-            .find(|dir| dir.join("conformance").is_dir())
-            .expect("no shared/conformance directory above the crate"),
-    };
-    shared.join("conformance/buildkit")
+    common::conformance_dir("buildkit")
 }
 
 fn read(path: &PathBuf) -> String {

@@ -4,6 +4,7 @@
 //! exact bytes.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod common;
 #[path = "oci_schema/validator.rs"]
 mod validator;
 
@@ -17,18 +18,8 @@ use builder_core::oci::{Digest, ImageConfig};
 use serde_json::Value;
 use validator::{OciValidator, Stage};
 
-/// `shared/conformance/oci-image-spec`: under `KILN_SHARED_DIR` if set, otherwise under the
-/// first ancestor of the crate that has `shared/conformance`.
 fn spec_dir() -> PathBuf {
-    let shared = match std::env::var_os("KILN_SHARED_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .ancestors()
-            .map(|dir| dir.join("shared"))
-            .find(|dir| dir.join("conformance").is_dir())
-            .expect("no shared/conformance directory above the crate"),
-    };
-    shared.join("conformance/oci-image-spec")
+    common::conformance_dir("oci-image-spec")
 }
 
 /// One row of `cases/index.tsv` or `md-examples/index.tsv`.

@@ -4,24 +4,16 @@
 //! `extracted/shell/{process-with-matches,mandatory-env-vars}.json` (see FORMAT.md §4–§6).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use builder_core::dockerfile::shell::{Lexer, ShellError};
 use serde_json::Value;
 
-/// The BuildKit corpus directory: `$KILN_SHARED_DIR/conformance/buildkit`, or the first
-/// `shared/conformance/buildkit` found walking up from this crate.
 fn corpus_dir() -> PathBuf {
-    if let Some(shared) = std::env::var_os("KILN_SHARED_DIR") {
-        return PathBuf::from(shared).join("conformance/buildkit");
-    }
-    let start = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    start
-        .ancestors()
-        .map(|dir| dir.join("shared/conformance/buildkit"))
-        .find(|dir| dir.is_dir())
-        .expect("shared/conformance/buildkit not found above CARGO_MANIFEST_DIR")
+    common::conformance_dir("buildkit")
 }
 
 fn read(relative: &str) -> String {

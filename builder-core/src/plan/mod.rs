@@ -137,7 +137,10 @@ pub enum PlanError {
         location: Location,
     },
     /// `--target` names no stage.
-    #[error("target stage `{target}` could not be found; {}", named_stages(available))]
+    #[error(
+        "target stage `{target}` could not be found; {}",
+        named_stages(available)
+    )]
     UnknownTarget {
         /// The requested name.
         target: String,
