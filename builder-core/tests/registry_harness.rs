@@ -84,6 +84,11 @@ fn tls_registry_with_basic_auth_round_trips_an_image() {
     reg.push_image(&busybox_layout(), "team/busybox:1");
     assert_serves_busybox(&reg, "team/busybox:1");
 
+    // The docker config.json it offers carries the Basic credentials for this host.
+    let config: serde_json::Value = serde_json::from_str(&reg.docker_config_json()).unwrap();
+    let auth = config["auths"][&reg.host]["auth"].as_str().unwrap();
+    assert_eq!(http::base64_decode(auth).unwrap(), b"alice:s3cret");
+
     // Wrong credentials are refused.
     let certs_d = tempfile::tempdir().unwrap();
     let bad = std::process::Command::new("skopeo")

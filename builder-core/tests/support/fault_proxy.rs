@@ -9,7 +9,7 @@
 //! previous answer, so an injected answer never interleaves with a forwarded one. Injected answers
 //! close the connection.
 
-use std::io::{BufReader, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -271,6 +271,18 @@ fn forward_requests(
     let mut reader = BufReader::new(client.try_clone()?);
     let mut to_server = server.try_clone()?;
     loop {
+        // A client probing for TLS first (skopeo with `--tls-verify=false` does) sends a handshake,
+        // not a request: close at once so it falls back to plain http without waiting for a timeout.
+        match reader.fill_buf()?.first() {
+            None => return Ok(()),
+            Some(b) if !b.is_ascii_uppercase() => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "not an http request",
+                ));
+            }
+            Some(_) => {}
+        }
         let Some(head) = http::read_head(&mut reader)? else {
             return Ok(());
         };

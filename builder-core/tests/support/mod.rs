@@ -31,17 +31,29 @@
 //!   out_layout, "name:tag")`, `inspect("repo:tag") -> serde_json::Value`, `raw_manifest("repo:tag")`,
 //!   `skopeo_flags("src" | "dest" | "")`.
 //! - Client-setup helpers: `reference("repo:tag")`, `write_certs_d(root) -> root/HOST:PORT`
-//!   (holding `ca.crt`), `docker_config_json()`, `log()`.
+//!   (holding `ca.crt`), `docker_config_json()`, `log()`. Set `KILN_TEST_REGISTRY_LOG=debug` to
+//!   make the registry log more than errors.
+//! - The issuer itself: `issuer.requests()`, `issuer.clear_requests()`, `issuer.issue(account,
+//!   scopes, ttl_secs)` (a ready-made, possibly expired token), fields `addr`, `realm`,
+//!   `root_cert_bundle`. It serves `GET /token?service=&scope=&scope=` (Basic credentials,
+//!   `offline_token=true`) and `POST /token` (`grant_type=password|refresh_token`,
+//!   `access_type=offline` returns `refresh_token`).
 //!
 //! Faults ([`fault_proxy`]): [`FaultProxy::start(upstream_addr, Faults)`](FaultProxy::start) in
 //! front of a plain-http registry, with `Faults::none().drop_upload_after(n)
 //! .unavailable_once("PUT", "/manifests/").too_many_requests_once("HEAD", "/blobs/")`; each fires
-//! once. `counts()` → [`FaultCounts`], `requests()` → [`SeenRequest`] (method, target,
+//! once; `.skip_uploads(k)` lets the first `k` upload `PATCH`/`PUT`s through before the drop.
+//! Proxies plain http only (it parses request heads). `counts()` → [`FaultCounts`], `requests()` → [`SeenRequest`] (method, target,
 //! `content_range`, `content_length`, `fault`). Fields `addr`, `url`, `host`.
 //!
 //! Base image: [`busybox_layout()`] → the path of an OCI layout holding `busybox:latest`, made
 //! offline from Debian's busybox-static by `scripts/registry/make-busybox-image.sh`, cached under
 //! `target/test-fixtures/` and built once per machine (file-locked across test processes).
+//!
+//! distribution 2.8 and dropped uploads (asserted in `registry_harness.rs`): a drop before the
+//! first body byte of a chunk leaves the session resumable (`GET` on the upload URL answers 204
+//! with the `Range` received so far); a drop after some bytes were written makes the registry
+//! answer 404 `BLOB_UPLOAD_INVALID` for that session, so a client must start a new upload.
 //!
 //! Raw HTTP ([`http`]): `http::request(addr, method, target, headers, body) -> http::Response`
 //! (one request per connection, `Connection: close`) for asserting on a registry's exact answers.
