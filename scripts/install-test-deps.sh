@@ -4,6 +4,8 @@
 # layer tests compare against. Safe to run repeatedly.
 set -euo pipefail
 
+"$(dirname "$0")/registry/install.sh"
+
 need=()
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v umoci >/dev/null 2>&1 || need+=(umoci)
