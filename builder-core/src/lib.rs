@@ -46,3 +46,4 @@ pub mod export;
 pub mod layer;
 pub mod oci;
 pub mod plan;
+pub mod registry;
