@@ -22,6 +22,65 @@ pub enum Command {
     Parse(ParseArgs),
     /// List the images in the local store.
     Images(ImagesArgs),
+    /// Push an image from the local store to a registry.
+    Push(PushArgs),
+    /// Save credentials for a registry in docker's config.json.
+    Login(LoginArgs),
+    /// Remove saved credentials for a registry.
+    Logout(LogoutArgs),
+}
+
+/// How to reach registries; shared by the commands that talk to them.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RegistryArgs {
+    /// Allow plain http (or unverified TLS) for this registry (`host[:port]`); repeatable.
+    /// Loopback registries may use plain http without it.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+    /// Try this mirror before Docker Hub for `docker.io` images; repeatable.
+    #[arg(long = "registry-mirror", value_name = "HOST[:PORT]")]
+    pub registry_mirrors: Vec<String>,
+}
+
+/// Options of `kiln push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The image in the local store (`name:tag`).
+    pub source: String,
+    /// Where to push it (`registry/repository:tag`); defaults to SOURCE itself.
+    pub destination: Option<String>,
+    /// The local image store.
+    #[arg(long, env = "KILN_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Registry settings.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Options of `kiln login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry (`registry.gitlab.com`, `localhost:5000`); Docker Hub when omitted.
+    pub registry: Option<String>,
+    /// The user name.
+    #[arg(short, long)]
+    pub username: String,
+    /// Read the password (or token) from standard input.
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    /// The password; prefer `--password-stdin`, which keeps it out of the process list.
+    #[arg(short, long, conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+    /// Registry settings.
+    #[command(flatten)]
+    pub registry_args: RegistryArgs,
+}
+
+/// Options of `kiln logout`.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry; Docker Hub when omitted.
+    pub registry: Option<String>,
 }
 
 /// Options of `kiln build`.
@@ -65,6 +124,12 @@ pub struct BuildArgs {
     /// The local image store.
     #[arg(long, env = "KILN_STORE", value_name = "DIR")]
     pub store: Option<PathBuf>,
+    /// Push the image to every `-t` name after building it (instead of the local store).
+    #[arg(long)]
+    pub push: bool,
+    /// Registry settings.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Print only the image digest.
     #[arg(short, long)]
     pub quiet: bool,

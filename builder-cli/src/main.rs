@@ -68,6 +68,9 @@ fn main() -> ExitCode {
         cli::Command::Build(args) => commands::build::run(args),
         cli::Command::Parse(args) => commands::parse::run(args),
         cli::Command::Images(args) => commands::images::run(args),
+        cli::Command::Push(args) => commands::push::run(args),
+        cli::Command::Login(args) => commands::login::login(args),
+        cli::Command::Logout(args) => commands::login::logout(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

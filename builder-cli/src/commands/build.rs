@@ -7,6 +7,7 @@ use builder_core::export::Output;
 use builder_core::export::store::default_store_dir;
 use builder_core::oci::{Platform, Reference};
 
+use super::progress::Progress;
 use crate::cli::BuildArgs;
 use crate::render;
 use crate::{Exit, Failure};
@@ -17,6 +18,8 @@ fn options(args: &BuildArgs) -> Result<BuildOptions, Failure> {
     options.dockerfile = args.file.clone();
     options.store_dir = args.store.clone().unwrap_or_else(default_store_dir);
     options.source_date_epoch = args.source_date_epoch;
+    options.push = args.push;
+    options.registry = super::client_options(&args.registry);
     for t in &args.tags {
         let tag = t
             .parse::<Reference>()
@@ -89,37 +92,8 @@ fn key_values(flag: &str, raw: &[String]) -> Result<BTreeMap<String, String>, Fa
 pub fn run(args: Box<BuildArgs>) -> Result<(), Failure> {
     let options = options(&args)?;
     let quiet = args.quiet;
-    let reporter = move |event: BuildEvent| {
-        if quiet {
-            return;
-        }
-        match event {
-            BuildEvent::StepStarted {
-                stage,
-                number,
-                total,
-                instruction,
-            } => eprintln!("#{number} [{stage} {number}/{total}] {instruction}"),
-            BuildEvent::StepFinished {
-                number,
-                layer,
-                duration,
-            } => {
-                let secs = duration.as_secs_f64();
-                match layer {
-                    Some(l) => {
-                        eprintln!(
-                            "#{number} done {secs:.2}s, layer {} ({} bytes)",
-                            l.digest, l.size
-                        )
-                    }
-                    None => eprintln!("#{number} done {secs:.2}s"),
-                }
-            }
-            BuildEvent::Warning(w) => eprintln!("warning: {w}"),
-            BuildEvent::Exported(to) => eprintln!("wrote image to {to}"),
-        }
-    };
+    let progress = Progress::new(quiet);
+    let reporter = |event: BuildEvent| progress.show(event);
     let report = build(&options, &reporter).map_err(|e| Failure {
         message: render::error(&e, e.location()),
         exit: Exit::Failure,

@@ -86,10 +86,13 @@ pub fn copy(op: &CopyOp, target: &FsTree, env: &StepEnv<'_>) -> Result<Vec<Entry
                     copy_from_tree(pattern, tree, op.parents, &dest, target, &mut out)?
                 }
                 CopyFrom::Image(r) => {
-                    return Err(ExecError::Unsupported(format!(
-                        "`--from={}` names an image; copying from registry images is not supported yet",
-                        r.familiar()
-                    )));
+                    let tree = env.images.get(&r.to_string()).ok_or_else(|| {
+                        ExecError::Invalid(format!(
+                            "image `{}` was not read before it was needed",
+                            r.familiar()
+                        ))
+                    })?;
+                    copy_from_tree(pattern, tree, op.parents, &dest, target, &mut out)?
                 }
             },
         }

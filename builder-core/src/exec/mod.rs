@@ -36,8 +36,11 @@ pub trait ArchiveExtractor {
 pub struct StepEnv<'a> {
     /// The build context.
     pub context: &'a BuildContext,
-    /// The trees of the stages built so far, by index (for `COPY --from`).
+    /// The trees of the stages built so far, by index (for `COPY --from=<stage>`).
     pub stages: &'a BTreeMap<usize, FsTree>,
+    /// The trees of images `COPY --from=<image>` reads, by their full reference
+    /// (`docker.io/library/alpine:3.20`).
+    pub images: &'a BTreeMap<String, FsTree>,
     /// ADD's archive support.
     pub archives: &'a dyn ArchiveExtractor,
     /// A directory for files the step generates (extracted archive members).

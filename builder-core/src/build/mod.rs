@@ -7,6 +7,9 @@
 //!
 //! Everything here is synchronous: tar, gzip and sha256 are CPU-bound streaming work.
 
+mod base;
+mod push;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,15 +21,15 @@ use crate::dockerfile::{self, ParseError};
 use crate::exec::fs::FsTree;
 use crate::exec::{self, ArchiveExtractor, ExecError, StepEnv};
 use crate::export::{self, ExportError, Output};
-use crate::layer::{self, ArchiveFormat, LayerError, LayerOptions};
+use crate::layer::{self, LayerError, LayerOptions};
 use crate::oci::image::write_manifest;
 use crate::oci::layout::{LayoutError, from_oci_digest};
-use crate::oci::media::is_gzip_layer;
-use crate::oci::{
-    Digest, Entry, History, Image, ImageConfig, ImageError, LayerRef, LayoutImage, OciLayout,
-    Platform, Reference,
-};
-use crate::plan::{self, Base, ImageResolver, Op, PlanError, PlanOptions};
+use crate::oci::{Digest, Entry, History, ImageError, LayerRef, LayoutImage, OciLayout, Reference};
+use crate::plan::{self, Base, CopyFrom, Op, PlanError, PlanOptions};
+use crate::registry::{self, ClientOptions, PushReport, RemoteImage};
+use base::{BaseImage, BaseImages, BuiltImage};
+
+pub use push::push;
 
 /// Everything a build needs to know.
 #[derive(Debug, Clone)]
@@ -46,6 +49,11 @@ pub struct BuildOptions {
     /// `SOURCE_DATE_EPOCH`: the image's creation time, and the newest mtime any file may have.
     /// With it, the same inputs give the same image digest.
     pub source_date_epoch: Option<i64>,
+    /// How to reach registries (credentials, TLS, mirrors, insecure hosts), for base images and
+    /// `push`.
+    pub registry: ClientOptions,
+    /// Push the image to every tag after building it.
+    pub push: bool,
 }
 
 impl BuildOptions {
@@ -59,6 +67,8 @@ impl BuildOptions {
             outputs: Vec::new(),
             store_dir: export::store::default_store_dir(),
             source_date_epoch: None,
+            registry: ClientOptions::default(),
+            push: false,
         }
     }
 }
@@ -90,6 +100,24 @@ pub enum BuildEvent {
     Warning(String),
     /// The image was written to an output.
     Exported(String),
+    /// Bytes of a blob went to a registry.
+    BlobProgress {
+        /// The blob.
+        digest: Digest,
+        /// Bytes sent so far (it can step back after a resumed upload).
+        sent: u64,
+        /// The blob's size.
+        size: u64,
+    },
+    /// A blob is in the destination repository.
+    BlobPushed {
+        /// The blob.
+        digest: Digest,
+        /// How: `pushed`, `already exists`, `mounted from …`.
+        outcome: String,
+    },
+    /// A tag was pushed; docker's line: `latest: digest: sha256:… size: 528`.
+    Pushed(String),
 }
 
 /// Receives [`BuildEvent`]s, to show progress. The CLI prints them; a library user may ignore
@@ -135,6 +163,8 @@ pub struct BuildReport {
     pub warnings: Vec<String>,
     /// Wall time.
     pub duration: Duration,
+    /// What `push` did, when asked to push.
+    pub push: Option<PushReport>,
 }
 
 /// Why a build failed. [`BuildError::location`] gives the Dockerfile lines when the failure is
@@ -215,9 +245,32 @@ pub enum BuildError {
     /// A `-t` name carries a digest, which a build cannot promise to produce.
     #[error("refusing to create a tag with a digest reference: `{0}`")]
     DigestTag(Reference),
+    /// A registry could not be used (pull or push).
+    #[error(transparent)]
+    Registry(Box<registry::Error>),
+    /// The push thread panicked.
+    #[error("the push was interrupted by an internal error")]
+    PushPanicked,
+    /// `push` was asked for without any `-t` name to push to.
+    #[error("nothing to push to: give the image a name with `-t registry/repository:tag`")]
+    NoTagsToPush,
+    /// `kiln push` names an image the local store does not have.
+    #[error("no image named `{name}` in the local store `{}`", store.display())]
+    NotInStore {
+        /// The name asked for.
+        name: String,
+        /// The store.
+        store: PathBuf,
+    },
     /// A scratch directory could not be made.
     #[error("failed to create a temporary directory")]
     Scratch(#[source] std::io::Error),
+}
+
+impl From<registry::Error> for BuildError {
+    fn from(e: registry::Error) -> BuildError {
+        BuildError::Registry(Box::new(e))
+    }
 }
 
 impl BuildError {
@@ -232,68 +285,6 @@ impl BuildError {
             _ => None,
         }
     }
-}
-
-/// Resolves `FROM <image>` from the local store, as Docker uses its own image store before any
-/// registry. Registry pulls plug in behind the same trait.
-struct LocalStoreResolver<'a> {
-    store: &'a OciLayout,
-}
-
-impl LocalStoreResolver<'_> {
-    /// The stored image named `image` (`name:tag`, as `-t` wrote it), if any.
-    fn find(&self, image: &Reference) -> Result<Option<LayoutImage>, BuildError> {
-        let wanted = image.familiar();
-        for (name, descriptor) in self.store.named_manifests()? {
-            if name.as_deref() == Some(wanted.as_str())
-                && let Ok(digest) = from_oci_digest(descriptor.digest())
-            {
-                return Ok(Some(LayoutImage::new(self.store.clone(), digest)));
-            }
-        }
-        Ok(None)
-    }
-}
-
-impl ImageResolver for LocalStoreResolver<'_> {
-    fn image_config(
-        &self,
-        image: &Reference,
-        _platform: &Platform,
-    ) -> Result<ImageConfig, Box<dyn std::error::Error + Send + Sync>> {
-        match self.find(image).map_err(Box::new)? {
-            Some(found) => Ok(found.config()?),
-            None => Err(format!(
-                "`{}` is not a stage of this Dockerfile and not in the local store `{}`; pulling base images from registries is not supported yet",
-                image.familiar(),
-                self.store.root().display()
-            )
-            .into()),
-        }
-    }
-}
-
-/// The filesystem of `image`, for steps that look at it (`--chown` names, destinations that
-/// exist, `COPY --from`). Each layer is read once; file contents go to `scratch`.
-fn image_tree(image: &dyn Image, store: &OciLayout, scratch: &Path) -> Result<FsTree, BuildError> {
-    let mut tree = FsTree::new();
-    for layer in image.layers()? {
-        let format = if is_gzip_layer(&layer.media_type) {
-            ArchiveFormat::Gzip
-        } else {
-            ArchiveFormat::Tar
-        };
-        let path = store.blob_path(&layer.digest);
-        let entries =
-            layer::extract_archive_entries(&path, format, "", scratch).map_err(|source| {
-                BuildError::BaseLayer {
-                    digest: layer.digest.clone(),
-                    source,
-                }
-            })?;
-        tree.apply(&entries);
-    }
-    Ok(tree)
 }
 
 /// `ADD`'s archive support, from `layer`.
@@ -316,12 +307,52 @@ impl ArchiveExtractor for LayerArchives {
     }
 }
 
-/// A built stage: its filesystem, layers, history and config.
+/// A built stage: its filesystem (assembled from its base only once a step needs it), layers
+/// and history.
 #[derive(Clone)]
 struct StageResult {
-    tree: FsTree,
+    tree: Option<FsTree>,
+    base: Option<BaseImage>,
     layers: Vec<LayerRef>,
     history: Vec<History>,
+    /// The registry image the stage's layers start with, if any: blobs an output needs and the
+    /// store lacks come from there, and a push mounts from its repository.
+    remote_base: Option<Arc<RemoteImage>>,
+}
+
+impl StageResult {
+    fn empty() -> StageResult {
+        StageResult {
+            tree: Some(FsTree::new()),
+            base: None,
+            layers: Vec::new(),
+            history: Vec::new(),
+            remote_base: None,
+        }
+    }
+
+    fn from_image(base: BaseImage) -> Result<StageResult, BuildError> {
+        let image = base.image();
+        Ok(StageResult {
+            tree: None,
+            layers: image.layers()?,
+            history: image.config()?.history,
+            remote_base: base.remote(),
+            base: Some(base),
+        })
+    }
+
+    /// The stage's filesystem, read from the base image the first time it is asked for.
+    fn tree(&mut self, store: &OciLayout, scratch: &Path) -> Result<&mut FsTree, BuildError> {
+        if self.tree.is_none() {
+            let tree = match &self.base {
+                Some(base) => base.tree(store, scratch)?,
+                None => FsTree::new(),
+            };
+            self.tree = Some(tree);
+        }
+        Ok(self.tree.get_or_insert_with(FsTree::new))
+    }
 }
 
 /// Reads the Dockerfile at `path`, naming it as the user wrote it.
@@ -340,6 +371,9 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
     if let Some(tag) = options.tags.iter().find(|t| t.digest().is_some()) {
         return Err(BuildError::DigestTag(tag.clone()));
     }
+    if options.push && options.tags.is_empty() {
+        return Err(BuildError::NoTagsToPush);
+    }
     let dockerfile_path = options
         .dockerfile
         .clone()
@@ -347,8 +381,8 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
     let source = read_dockerfile(&dockerfile_path)?;
     let parsed = dockerfile::parse(source)?;
     let store = OciLayout::open_or_create(&options.store_dir)?;
-    let resolver = LocalStoreResolver { store: &store };
-    let plan = plan::plan(&parsed, &options.plan, &resolver)?;
+    let bases = BaseImages::new(&store, &options.registry);
+    let plan = plan::plan(&parsed, &options.plan, &bases)?;
     for w in &plan.warnings {
         reporter.report(BuildEvent::Warning(w.clone()));
     }
@@ -373,29 +407,16 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
     let mut number = 0;
     let mut results: BTreeMap<usize, StageResult> = BTreeMap::new();
     let mut trees: BTreeMap<usize, FsTree> = BTreeMap::new();
+    let mut image_trees: BTreeMap<String, FsTree> = BTreeMap::new();
     let mut steps = Vec::new();
 
     for index in &plan.order {
         let stage = &plan.stages[index];
         let stage_name = stage.display_name();
         let mut result = match &stage.base {
-            Base::Scratch => StageResult {
-                tree: FsTree::new(),
-                layers: Vec::new(),
-                history: Vec::new(),
-            },
+            Base::Scratch => StageResult::empty(),
             Base::Stage(j) => results[j].clone(),
-            Base::Image(r) => {
-                let image = resolver.find(r)?.ok_or_else(|| BuildError::Unsupported {
-                    message: format!("base image `{}` is not in the local store", r.familiar()),
-                    location: stage.location.clone(),
-                })?;
-                StageResult {
-                    tree: image_tree(&image, &store, scratch.path())?,
-                    layers: image.layers()?,
-                    history: image.config()?.history,
-                }
-            }
+            Base::Image(r) => StageResult::from_image(bases.get(r, &stage.platform)?)?,
         };
         for step in &stage.steps {
             number += 1;
@@ -415,19 +436,29 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
             let entries: Option<Vec<Entry>> = match &step.op {
                 Op::Config => None,
                 Op::Workdir { path, user } => {
-                    let e = exec::workdir(path, user.as_deref(), &result.tree, now)
-                        .map_err(step_err)?;
+                    let tree = result.tree(&store, scratch.path())?;
+                    let e = exec::workdir(path, user.as_deref(), tree, now).map_err(step_err)?;
                     (!e.is_empty()).then_some(e)
                 }
                 Op::Copy(op) => {
+                    if let CopyFrom::Image(r) = &op.from
+                        && !image_trees.contains_key(&r.to_string())
+                    {
+                        let tree = bases
+                            .get(r, &stage.platform)?
+                            .tree(&store, scratch.path())?;
+                        image_trees.insert(r.to_string(), tree);
+                    }
                     let env = StepEnv {
                         context: &context,
                         stages: &trees,
+                        images: &image_trees,
                         archives: &LayerArchives,
                         scratch: scratch.path(),
                         now,
                     };
-                    Some(exec::copy::copy(op, &result.tree, &env).map_err(step_err)?)
+                    let tree = result.tree(&store, scratch.path())?;
+                    Some(exec::copy::copy(op, tree, &env).map_err(step_err)?)
                 }
                 Op::Run(_) => {
                     return Err(BuildError::Unsupported {
@@ -442,14 +473,13 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
             let layer = match entries {
                 None => None,
                 Some(entries) => {
-                    result.tree.apply(&entries);
+                    result.tree(&store, scratch.path())?.apply(&entries);
                     let mut writer = store.blob_writer()?;
-                    let (info, w) = layer::write_layer(entries, &mut writer, &layer_options)
+                    let (info, _) = layer::write_layer(entries, &mut writer, &layer_options)
                         .map_err(|source| BuildError::Layer {
                             location: step.location.clone(),
                             source,
                         })?;
-                    let _ = w;
                     let (digest, size) = writer.commit()?;
                     Some(LayerRef {
                         digest,
@@ -483,7 +513,10 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                 duration,
             });
         }
-        trees.insert(*index, result.tree.clone());
+        if plan.order.iter().any(|i| needs_tree_of(&plan, *i, *index)) {
+            let tree = result.tree(&store, scratch.path())?.clone();
+            trees.insert(*index, tree);
+        }
         results.insert(*index, result);
     }
 
@@ -501,21 +534,47 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
             source: Box::new(e),
         })
     })?;
-    let image = LayoutImage::new(store.clone(), digest.clone());
-    if options.outputs.is_empty() {
-        let names: Vec<String> = options.tags.iter().map(Reference::familiar).collect();
-        store.add_manifest(&manifest, &names)?;
-        reporter.report(BuildEvent::Exported(format!(
-            "local store `{}`",
-            store.root().display()
-        )));
-    }
+    let image = BuiltImage {
+        image: LayoutImage::new(store.clone(), digest.clone()),
+        base: result.remote_base.clone(),
+    };
     for output in &options.outputs {
         export::export(&image, output, &options.tags).map_err(|source| BuildError::Export {
             output: output.to_string(),
             source,
         })?;
         reporter.report(BuildEvent::Exported(output.to_string()));
+    }
+    let push = if options.push {
+        let mount_from = result
+            .remote_base
+            .iter()
+            .map(|b| b.source().clone())
+            .collect();
+        Some(push::push_with(
+            bases.client()?,
+            &image,
+            &options.tags,
+            mount_from,
+            reporter,
+        )?)
+    } else {
+        None
+    };
+    if options.outputs.is_empty() && !options.push {
+        if result.remote_base.is_some() {
+            // A stored image must be complete: fetch base layers the store does not have.
+            export::add_to_layout(&image, &store, &[]).map_err(|source| BuildError::Export {
+                output: "the local store".to_string(),
+                source,
+            })?;
+        }
+        let names: Vec<String> = options.tags.iter().map(Reference::familiar).collect();
+        store.add_manifest(&manifest, &names)?;
+        reporter.report(BuildEvent::Exported(format!(
+            "local store `{}`",
+            store.root().display()
+        )));
     }
     Ok(BuildReport {
         digest,
@@ -524,6 +583,15 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
         steps,
         warnings: plan.warnings.clone(),
         duration: started.elapsed(),
+        push,
+    })
+}
+
+/// Whether stage `user` copies from stage `stage` (so `stage`'s filesystem must be kept).
+fn needs_tree_of(plan: &plan::Plan, user: usize, stage: usize) -> bool {
+    plan.stages[&user].steps.iter().any(|s| match &s.op {
+        Op::Copy(op) => op.from == CopyFrom::Stage(stage),
+        _ => false,
     })
 }
 

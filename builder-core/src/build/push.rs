@@ -1,0 +1,108 @@
+//! Pushing: after a build (`--push`), or an image from the local store (`kiln push`).
+//!
+//! The registry client reports progress from its own threads; the events are relayed through a
+//! channel to the caller's [`Reporter`] on the calling thread, so reporters need not be `Send`.
+
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+
+use super::{BuildError, BuildEvent, Reporter};
+use crate::oci::layout::from_oci_digest;
+use crate::oci::{Digest, Image, LayoutImage, OciLayout, Reference};
+use crate::registry::{
+    BlobOutcome, BlockingClient, ClientOptions, PushOptions, PushProgress, PushReport, Repository,
+};
+
+/// Turns the client's progress calls into [`BuildEvent`]s on a channel.
+struct Relay(Mutex<Sender<BuildEvent>>);
+
+impl Relay {
+    fn send(&self, event: BuildEvent) {
+        if let Ok(tx) = self.0.lock() {
+            let _ = tx.send(event);
+        }
+    }
+}
+
+impl PushProgress for Relay {
+    fn blob_progress(&self, digest: &Digest, sent: u64, size: u64) {
+        self.send(BuildEvent::BlobProgress {
+            digest: digest.clone(),
+            sent,
+            size,
+        });
+    }
+
+    fn blob_finished(&self, digest: &Digest, outcome: &BlobOutcome) {
+        let how = match outcome {
+            BlobOutcome::Exists => "already exists".to_string(),
+            BlobOutcome::Mounted { from } => format!("mounted from {from}"),
+            BlobOutcome::Uploaded {
+                resumed, restarted, ..
+            } => match (resumed, restarted) {
+                (0, 0) => "pushed".to_string(),
+                (r, 0) => format!("pushed (resumed {r} times)"),
+                (r, s) => format!("pushed (resumed {r}, restarted {s} times)"),
+            },
+        };
+        self.send(BuildEvent::BlobPushed {
+            digest: digest.clone(),
+            outcome: how,
+        });
+    }
+}
+
+/// Pushes `image` to every reference in `tags`, mounting blobs from `mount_from` repositories
+/// on the same registry when they have them.
+pub(super) fn push_with(
+    client: &BlockingClient,
+    image: &dyn Image,
+    tags: &[Reference],
+    mount_from: Vec<Repository>,
+    reporter: &dyn Reporter,
+) -> Result<PushReport, BuildError> {
+    let (tx, rx) = mpsc::channel();
+    let report = std::thread::scope(|scope| {
+        let pushing = scope.spawn(move || {
+            let options = PushOptions {
+                mount_from,
+                progress: Some(Arc::new(Relay(Mutex::new(tx)))),
+            };
+            client.push(image, tags, &options).map_err(BuildError::from)
+            // `options` (and the only sender) drops here, ending the relay below.
+        });
+        for event in rx {
+            reporter.report(event);
+        }
+        pushing.join()
+    });
+    let report = report.map_err(|_| BuildError::PushPanicked)??;
+    for tag in &report.tags {
+        reporter.report(BuildEvent::Pushed(tag.line.clone()));
+    }
+    Ok(report)
+}
+
+/// `kiln push SRC DEST...`: pushes the image named `source` in the local store at `store_dir`.
+pub fn push(
+    store_dir: &std::path::Path,
+    source: &Reference,
+    destinations: &[Reference],
+    registry: &ClientOptions,
+    reporter: &dyn Reporter,
+) -> Result<PushReport, BuildError> {
+    let store = OciLayout::open(store_dir)?;
+    let wanted = source.familiar();
+    let image = store
+        .named_manifests()?
+        .into_iter()
+        .find(|(name, _)| name.as_deref() == Some(wanted.as_str()))
+        .and_then(|(_, d)| from_oci_digest(d.digest()).ok())
+        .map(|digest| LayoutImage::new(store.clone(), digest))
+        .ok_or_else(|| BuildError::NotInStore {
+            name: wanted,
+            store: store_dir.to_path_buf(),
+        })?;
+    let client = BlockingClient::new(registry.clone()).map_err(BuildError::from)?;
+    push_with(&client, &image, destinations, Vec::new(), reporter)
+}
