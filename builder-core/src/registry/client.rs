@@ -361,10 +361,7 @@ impl Client {
     /// The registry's base URL (`https://host/`), found by probing `/v2/` over https and, where
     /// plain http is allowed, over http; the probe also records the auth challenge.
     pub(crate) async fn base_url(&self, ep: &Endpoint) -> Result<Url> {
-        ep.base
-            .get_or_try_init(|| self.probe(ep))
-            .await
-            .map(Url::clone)
+        ep.base.get_or_try_init(|| self.probe(ep)).await.cloned()
     }
 
     async fn probe(&self, ep: &Endpoint) -> Result<Url> {
@@ -530,7 +527,7 @@ impl Client {
                     return Err(Error::Unauthorized {
                         registry: ep.name.clone(),
                         credential: self.credential_source(ep).await,
-                        source,
+                        source: Box::new(source),
                     });
                 }
                 StatusCode::FORBIDDEN => {
@@ -543,7 +540,7 @@ impl Client {
                         registry: ep.name.clone(),
                         repository,
                         credential: self.credential_source(ep).await,
-                        source,
+                        source: Box::new(source),
                     });
                 }
                 _ => return Ok(resp),
@@ -659,7 +656,7 @@ impl Client {
                 return Err(Error::Unauthorized {
                     registry: ep.name.clone(),
                     credential: source,
-                    source: e,
+                    source: Box::new(e),
                 });
             }
             return Err(fail(Box::new(e)));
@@ -702,7 +699,7 @@ impl Client {
                 Err(Error::Unauthorized {
                     registry: ep.name.clone(),
                     credential: CredentialSource::Login,
-                    source,
+                    source: Box::new(source),
                 })
             }
             Some(Challenge::Bearer { realm, service, .. }) => self

@@ -374,10 +374,10 @@ fn manifest_unknown(reference: &Reference, registry: &str, e: ApiError) -> Error
         Error::ManifestUnknown {
             reference: short_name(reference),
             registry: registry.to_string(),
-            source: e,
+            source: Box::new(e),
         }
     } else {
-        Error::Api(e)
+        Error::from(e)
     }
 }
 
