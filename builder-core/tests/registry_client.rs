@@ -459,7 +459,10 @@ fn token_auth_reauthenticates_once_then_reports_the_registry_and_source() {
     );
     let cfg = tempfile::tempdir().unwrap();
     std::fs::write(cfg.path().join("config.json"), reg.docker_config_json()).unwrap();
-    let client = BlockingClient::new(options(cfg.path())).unwrap();
+    // One blob at a time, so only one request meets the refusal.
+    let mut opts = options(cfg.path());
+    opts.concurrency = 1;
+    let client = BlockingClient::new(opts).unwrap();
     let err = client
         .push(
             &MemImage::new("amd64", b"layer".to_vec()),
@@ -627,4 +630,28 @@ fn remote_image_is_an_image_trait_object() {
         reg.inspect("dyn/copy:1")["Digest"],
         report.digest.to_string()
     );
+}
+
+#[test]
+fn docker_hub_references_go_to_the_mirrors_in_order() {
+    let empty = TestRegistry::plain();
+    let mirror = TestRegistry::plain();
+    mirror.push_image(&busybox_layout(), "library/busybox:1.36");
+    let cfg = tempfile::tempdir().unwrap();
+    let mut opts = options(cfg.path());
+    opts.registry_mirrors = vec![empty.host.clone(), format!("http://{}", mirror.host)];
+    let client = BlockingClient::new(opts).unwrap();
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = OciLayout::open_or_create(store_dir.path().join("s")).unwrap();
+    let image = client
+        .pull(&"busybox:1.36".parse().unwrap(), &Platform::host(), &store)
+        .unwrap();
+    // The first mirror lacks the image, so the second serves it (and its blobs).
+    assert_eq!(image.source().registry, mirror.host);
+    assert_eq!(image.source().name, "library/busybox");
+    assert_eq!(
+        image.resolved().reference.to_string(),
+        "docker.io/library/busybox:1.36"
+    );
+    image.fetch_layers_blocking().unwrap();
 }

@@ -354,6 +354,8 @@ impl Client {
         });
         if let Ok(mut m) = self.inner.endpoints.lock() {
             m.insert(name.to_string(), endpoint.clone());
+            m.entry(bare.to_string())
+                .or_insert_with(|| endpoint.clone());
         }
         Ok(endpoint)
     }

@@ -213,11 +213,9 @@ impl Client {
                 };
                 let limit = self.options().concurrency.max(1);
                 let pending: Vec<_> = blobs.iter().map(|b| self.push_blob(&target, b)).collect();
-                let results: Vec<Result<BlobReport>> = futures_util::stream::iter(pending)
-                    .buffer_unordered(limit)
-                    .collect()
-                    .await;
-                for r in results {
+                let mut results = futures_util::stream::iter(pending).buffer_unordered(limit);
+                // The first failure ends the push; dropping the stream cancels the rest.
+                while let Some(r) = results.next().await {
                     report.blobs.push(r?);
                 }
                 done.push((repository.clone(), scopes));
