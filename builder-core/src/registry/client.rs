@@ -147,8 +147,12 @@ pub(crate) struct Inner {
     retry: RetryPolicy,
     http_clients: Mutex<HashMap<String, reqwest::Client>>,
     endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
-    tokens: Mutex<HashMap<(String, Vec<String>), Token>>,
+    /// Tokens per (registry, scope set); each slot is locked while its token is fetched, so
+    /// concurrent requests for the same scopes share one token request.
+    tokens: Mutex<HashMap<(String, Vec<String>), TokenSlot>>,
 }
+
+type TokenSlot = Arc<tokio::sync::Mutex<Option<Token>>>;
 
 /// An async registry client; cheap to clone, and clones share connections and tokens.
 #[derive(Clone)]
@@ -350,6 +354,8 @@ impl Client {
         });
         if let Ok(mut m) = self.inner.endpoints.lock() {
             m.insert(name.to_string(), endpoint.clone());
+            m.entry(bare.to_string())
+                .or_insert_with(|| endpoint.clone());
         }
         Ok(endpoint)
     }
@@ -357,10 +363,7 @@ impl Client {
     /// The registry's base URL (`https://host/`), found by probing `/v2/` over https and, where
     /// plain http is allowed, over http; the probe also records the auth challenge.
     pub(crate) async fn base_url(&self, ep: &Endpoint) -> Result<Url> {
-        ep.base
-            .get_or_try_init(|| self.probe(ep))
-            .await
-            .map(Url::clone)
+        ep.base.get_or_try_init(|| self.probe(ep)).await.cloned()
     }
 
     async fn probe(&self, ep: &Endpoint) -> Result<Url> {
@@ -502,14 +505,14 @@ impl Client {
     ) -> Result<Response> {
         self.base_url(ep).await?;
         let mut scope_strings = scope_key(scopes);
-        let mut reauthenticated = false;
+        let mut rejected: Option<HeaderValue> = None;
         loop {
             let auth = self
-                .authorization(ep, &scope_strings, reauthenticated)
+                .authorization(ep, &scope_strings, rejected.as_ref())
                 .await?;
             let resp = self.execute(&ep.http, req, auth.as_ref()).await?;
             match resp.status() {
-                StatusCode::UNAUTHORIZED if !reauthenticated => {
+                StatusCode::UNAUTHORIZED if rejected.is_none() => {
                     self.learn_challenge(ep, &resp);
                     if let Some(Challenge::Bearer {
                         scope: Some(extra), ..
@@ -519,14 +522,14 @@ impl Client {
                         scope_strings.push(extra);
                         scope_strings.sort();
                     }
-                    reauthenticated = true;
+                    rejected = Some(auth.unwrap_or_else(|| HeaderValue::from_static("none")));
                 }
                 StatusCode::UNAUTHORIZED => {
                     let source = api_error(&req.method, &req.url, resp).await;
                     return Err(Error::Unauthorized {
                         registry: ep.name.clone(),
                         credential: self.credential_source(ep).await,
-                        source,
+                        source: Box::new(source),
                     });
                 }
                 StatusCode::FORBIDDEN => {
@@ -539,7 +542,7 @@ impl Client {
                         registry: ep.name.clone(),
                         repository,
                         credential: self.credential_source(ep).await,
-                        source,
+                        source: Box::new(source),
                     });
                 }
                 _ => return Ok(resp),
@@ -547,12 +550,13 @@ impl Client {
         }
     }
 
-    /// The `Authorization` header for `scopes` on `ep`, if it needs one.
+    /// The `Authorization` header for `scopes` on `ep`, if it needs one. `rejected` is a header
+    /// the registry just refused: a cached token equal to it is replaced by a fresh one.
     async fn authorization(
         &self,
         ep: &Endpoint,
         scopes: &[String],
-        refresh: bool,
+        rejected: Option<&HeaderValue>,
     ) -> Result<Option<HeaderValue>> {
         match ep.challenge() {
             None | Some(Challenge::None) => Ok(None),
@@ -564,25 +568,23 @@ impl Client {
             },
             Some(Challenge::Bearer { realm, service, .. }) => {
                 let key = (ep.name.clone(), scopes.to_vec());
-                if !refresh
-                    && let Some(t) = self
-                        .inner
-                        .tokens
-                        .lock()
-                        .ok()
-                        .and_then(|m| m.get(&key).cloned())
-                        .filter(Token::is_fresh)
-                {
-                    return Ok(Some(bearer_header(&t.value)));
+                let slot = match self.inner.tokens.lock() {
+                    Ok(mut m) => m.entry(key).or_default().clone(),
+                    Err(_) => TokenSlot::default(),
+                };
+                let mut cached = slot.lock().await;
+                if let Some(t) = cached.as_ref().filter(|t| t.is_fresh()) {
+                    let header = bearer_header(&t.value);
+                    if rejected != Some(&header) {
+                        return Ok(Some(header));
+                    }
                 }
                 let credential = self.credential(ep).await?;
                 let token = self
                     .fetch_token(ep, &realm, service.as_deref(), scopes, credential.as_ref())
                     .await?;
                 let header = bearer_header(&token.value);
-                if let Ok(mut m) = self.inner.tokens.lock() {
-                    m.insert(key, token);
-                }
+                *cached = Some(token);
                 Ok(Some(header))
             }
         }
@@ -656,7 +658,7 @@ impl Client {
                 return Err(Error::Unauthorized {
                     registry: ep.name.clone(),
                     credential: source,
-                    source: e,
+                    source: Box::new(e),
                 });
             }
             return Err(fail(Box::new(e)));
@@ -699,7 +701,7 @@ impl Client {
                 Err(Error::Unauthorized {
                     registry: ep.name.clone(),
                     credential: CredentialSource::Login,
-                    source,
+                    source: Box::new(source),
                 })
             }
             Some(Challenge::Bearer { realm, service, .. }) => self

@@ -128,16 +128,10 @@ impl CredentialStore {
     /// came from. Runs credential helpers, so call it off the async threads.
     pub fn lookup(&self, registry: &str) -> Result<Option<(Credential, CredentialSource)>> {
         if let Some(config) = read_json(&self.docker_config)? {
-            let helper = config
-                .get("credHelpers")
-                .and_then(|h| h.get(helper_key(registry)).or_else(|| h.get(registry)))
-                .or_else(|| config.get("credsStore"))
-                .and_then(Value::as_str)
-                .filter(|h| !h.is_empty());
-            if let Some(helper) = helper
-                && let Some(c) = helper_get(helper, registry)?
+            if let Some(helper) = configured_helper(&config, registry)
+                && let Some(c) = helper_get(&helper, registry)?
             {
-                return Ok(Some((c, CredentialSource::Helper(helper.to_string()))));
+                return Ok(Some((c, CredentialSource::Helper(helper))));
             }
             if let Some(c) = from_auths(&config, registry, &self.docker_config)? {
                 return Ok(Some((

@@ -176,7 +176,7 @@ impl ApiError {
 pub enum Error {
     /// The registry answered with an error status.
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Api(Box<ApiError>),
     /// The image or tag does not exist.
     #[error("manifest unknown: {reference} in {registry}")]
     ManifestUnknown {
@@ -186,7 +186,7 @@ pub enum Error {
         registry: String,
         /// What the registry said.
         #[source]
-        source: ApiError,
+        source: Box<ApiError>,
     },
     /// The registry refused the credentials (or their absence).
     #[error("registry `{registry}` rejected the credentials from {credential}")]
@@ -197,7 +197,7 @@ pub enum Error {
         credential: CredentialSource,
         /// What the registry said.
         #[source]
-        source: ApiError,
+        source: Box<ApiError>,
     },
     /// The credentials were accepted but do not allow the operation.
     #[error("access to `{repository}` on `{registry}` denied for credentials from {credential}")]
@@ -210,7 +210,7 @@ pub enum Error {
         credential: CredentialSource,
         /// What the registry said.
         #[source]
-        source: ApiError,
+        source: Box<ApiError>,
     },
     /// The token service refused to issue a token.
     #[error(
@@ -399,6 +399,12 @@ pub enum Error {
     /// A background task stopped unexpectedly.
     #[error("registry task `{0}` stopped unexpectedly")]
     TaskFailed(&'static str),
+}
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Self {
+        Error::Api(Box::new(e))
+    }
 }
 
 /// Results of the registry client.

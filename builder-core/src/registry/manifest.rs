@@ -288,8 +288,10 @@ impl Client {
     ) -> Result<ResolvedImage> {
         if reference.registry() == DEFAULT_REGISTRY {
             for mirror in &self.options().registry_mirrors {
+                // Registering the endpoint under the mirror's spelling keeps an explicit
+                // `http://`; the repository then names the bare host.
                 let source = Repository {
-                    registry: mirror.clone(),
+                    registry: self.endpoint(mirror)?.name.clone(),
                     name: reference.repository().to_string(),
                 };
                 match self.resolve_at(reference, source, platform).await {
@@ -374,10 +376,10 @@ fn manifest_unknown(reference: &Reference, registry: &str, e: ApiError) -> Error
         Error::ManifestUnknown {
             reference: short_name(reference),
             registry: registry.to_string(),
-            source: e,
+            source: Box::new(e),
         }
     } else {
-        Error::Api(e)
+        Error::from(e)
     }
 }
 

@@ -186,15 +186,15 @@ impl Client {
             tags: Vec::new(),
             blobs: Vec::new(),
         };
-        let mut done: Vec<Repository> = Vec::new();
+        let mut done: Vec<(Repository, Vec<Scope>)> = Vec::new();
         let manifest_bytes = Bytes::from(raw_manifest);
         for dest in destinations {
             let repository = Repository::of(dest);
-            if !done.contains(&repository) {
+            if !done.iter().any(|(r, _)| *r == repository) {
                 let mount_from: Vec<Repository> = options
                     .mount_from
                     .iter()
-                    .chain(done.iter())
+                    .chain(done.iter().map(|(r, _)| r))
                     .filter(|r| r.registry == repository.registry && r.name != repository.name)
                     .cloned()
                     .collect();
@@ -206,23 +206,26 @@ impl Client {
                     ep,
                     base,
                     repository: repository.clone(),
-                    scopes,
+                    scopes: scopes.clone(),
                     mount_from,
                     image,
                     progress: options.progress.clone(),
                 };
                 let limit = self.options().concurrency.max(1);
                 let pending: Vec<_> = blobs.iter().map(|b| self.push_blob(&target, b)).collect();
-                let results: Vec<Result<BlobReport>> = futures_util::stream::iter(pending)
-                    .buffer_unordered(limit)
-                    .collect()
-                    .await;
-                for r in results {
+                let mut results = futures_util::stream::iter(pending).buffer_unordered(limit);
+                // The first failure ends the push; dropping the stream cancels the rest.
+                while let Some(r) = results.next().await {
                     report.blobs.push(r?);
                 }
-                done.push(repository.clone());
+                done.push((repository.clone(), scopes));
             }
-            self.put_manifest(dest, &media_type, &manifest_bytes, &digest)
+            let scopes = done
+                .iter()
+                .find(|(r, _)| *r == repository)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default();
+            self.put_manifest(dest, &scopes, &media_type, &manifest_bytes, &digest)
                 .await?;
             let name = match (dest.tag(), dest.digest()) {
                 (Some(t), _) => t.to_string(),
@@ -240,6 +243,7 @@ impl Client {
     async fn put_manifest(
         &self,
         dest: &Reference,
+        scopes: &[Scope],
         media_type: &str,
         bytes: &Bytes,
         digest: &Digest,
@@ -255,9 +259,7 @@ impl Client {
         let req = Req::new(Method::PUT, url.clone())
             .header(CONTENT_TYPE, media_type)
             .body(bytes.clone());
-        let resp = self
-            .send(&ep, &[Scope::push(&repository.name)], &req)
-            .await?;
+        let resp = self.send(&ep, scopes, &req).await?;
         if !resp.status().is_success() {
             return Err(api_error(&req.method, &url, resp).await.into());
         }
