@@ -59,9 +59,10 @@ const CASES: &[Case] = &[
         says: &["RUN", "not supported"],
     },
     Case {
+        // A registry nobody listens on: the error names the image and the address.
         name: "registry-base",
         lines: &[1],
-        says: &["alpine:3.19", "not supported"],
+        says: &["127.0.0.1:1/alpine:3.19", "failed to reach `127.0.0.1:1`"],
     },
 ];
 
