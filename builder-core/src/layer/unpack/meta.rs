@@ -46,19 +46,20 @@ impl Meta {
             }
         }
         let header = entry.header();
-        let mode = header.mode().map_err(|_| ReadMetaError::Field("mode"))?;
+        let raw = header.as_old();
+        let mode = numeric(header.mode(), &raw.mode, "mode")?;
         let uid = match pax_uid {
             Some(uid) => uid,
-            None => header.uid().map_err(|_| ReadMetaError::Field("uid"))?,
+            None => numeric(header.uid(), &raw.uid, "uid")?,
         };
         let gid = match pax_gid {
             Some(gid) => gid,
-            None => header.gid().map_err(|_| ReadMetaError::Field("gid"))?,
+            None => numeric(header.gid(), &raw.gid, "gid")?,
         };
         let (mtime, mtime_nsec) = match pax_mtime {
             Some(time) => time,
             None => {
-                let secs = header.mtime().map_err(|_| ReadMetaError::Field("mtime"))?;
+                let secs = numeric(header.mtime(), &raw.mtime, "mtime")?;
                 (
                     i64::try_from(secs).map_err(|_| ReadMetaError::Field("mtime"))?,
                     0,
@@ -82,6 +83,20 @@ pub(crate) enum ReadMetaError {
     Io(std::io::Error),
     /// A field does not parse.
     Field(BadField),
+}
+
+/// A numeric header field as the `tar` crate parsed it, except that an empty field (only NULs
+/// or spaces) is 0, as Go's `archive/tar` (which wrote most layers) reads it.
+fn numeric<T: Default>(
+    parsed: std::io::Result<T>,
+    field: &[u8],
+    name: BadField,
+) -> Result<T, ReadMetaError> {
+    match parsed {
+        Ok(value) => Ok(value),
+        Err(_) if field.iter().all(|&b| b == 0 || b == b' ') => Ok(T::default()),
+        Err(_) => Err(ReadMetaError::Field(name)),
+    }
 }
 
 fn decimal(value: &[u8]) -> Option<u64> {
