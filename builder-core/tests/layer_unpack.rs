@@ -531,3 +531,85 @@ fn overlay_xattrs_from_the_layer_are_not_applied() {
     assert_eq!(xattr(&dest.join("sneaky"), "user.overlay.redirect"), None);
     assert_eq!(stats.skipped_xattrs, 3);
 }
+
+/// Set in the child process that runs inside a user namespace.
+const IN_USERNS: &str = "KILN_TEST_UNPACK_IN_USERNS";
+
+#[test]
+fn without_privileges_devices_and_foreign_owners_are_skipped_and_counted() {
+    if std::env::var_os(IN_USERNS).is_none() {
+        // Run this same test again as root of a user namespace mapping only our own uid:
+        // no CAP_MKNOD, no other uids, no trusted.* attributes.
+        let exe = std::env::current_exe().unwrap();
+        let probe = Command::new("unshare").args(["-Ur", "true"]).status();
+        if !probe.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: user namespaces are not available");
+            return;
+        }
+        let out = Command::new("unshare")
+            .arg("-Ur")
+            .arg(exe)
+            .args([
+                "--exact",
+                "without_privileges_devices_and_foreign_owners_are_skipped_and_counted",
+                "--nocapture",
+            ])
+            .env(IN_USERNS, "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+        return;
+    }
+    let mut layer = Layer::new();
+    layer
+        .raw(EntryType::Char, b"null", b"", Meta::mode(0o666), b"", &[])
+        .raw(
+            EntryType::Regular,
+            b"owned",
+            b"",
+            Meta::owned(0o644, 1000, 1000, MTIME),
+            b"data",
+            &[
+                ("SCHILY.xattr.trusted.note", b"root only"),
+                ("SCHILY.xattr.user.note", b"anyone"),
+            ],
+        )
+        .raw(
+            EntryType::Regular,
+            b"etc/.wh.gone",
+            b"",
+            Meta::mode(0o644),
+            b"",
+            &[],
+        );
+    let tmp = tempfile::tempdir().unwrap();
+    let layer = blob(tmp.path(), "layer.tar", &layer.finish());
+    let dest = tmp.path().join("root");
+    fs::create_dir(&dest).unwrap();
+    let stats = unpack_layer(
+        &layer,
+        ArchiveFormat::Tar,
+        &dest,
+        WhiteoutFormat::Overlay { user_xattr: true },
+    )
+    .unwrap();
+    assert_eq!((stats.devices, stats.skipped_devices), (0, 1));
+    assert_eq!(stats.skipped_ownership, 1);
+    assert_eq!(stats.skipped_xattrs, 1);
+    assert!(!dest.join("null").exists());
+    assert_eq!(fs::read(dest.join("owned")).unwrap(), b"data");
+    assert_eq!(
+        xattr(&dest.join("owned"), "user.note").as_deref(),
+        Some(&b"anyone"[..])
+    );
+    // Overlay whiteouts are allowed without CAP_MKNOD.
+    let whiteout = fs::symlink_metadata(dest.join("etc/gone")).unwrap();
+    assert!(whiteout.file_type().is_char_device());
+    assert_eq!(whiteout.rdev(), 0);
+}

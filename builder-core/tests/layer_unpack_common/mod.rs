@@ -89,8 +89,9 @@ impl Layer {
         header.set_mtime(meta.mtime);
         header.set_size(data.len() as u64);
         if matches!(kind, EntryType::Char | EntryType::Block) {
-            header.set_device_major(0).unwrap();
-            header.set_device_minor(0).unwrap();
+            // /dev/null's numbers (0:0 would be an overlay whiteout).
+            header.set_device_major(1).unwrap();
+            header.set_device_minor(3).unwrap();
         }
         header.set_cksum();
         self.builder.append(&header, data).unwrap();
