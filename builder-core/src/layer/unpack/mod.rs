@@ -18,6 +18,9 @@
 //! extended attributes an image may carry (`security.capability`, `user.*`, and `trusted.*`
 //! when unpacking as root; never overlay's own attributes). A directory the layer implies but
 //! does not list is created `0755` and owned by the unpacking user.
+//!
+//! Needs Linux 5.6 or later (`openat2`), and `/proc` mounted to set the mode of fifos and
+//! devices and the extended attributes of anything that is not a regular file or directory.
 
 mod cache;
 mod decode;
