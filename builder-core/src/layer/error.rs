@@ -177,4 +177,7 @@ pub enum LayerError {
         #[source]
         source: io::Error,
     },
+    /// A layer could not be unpacked into a directory.
+    #[error(transparent)]
+    Unpack(#[from] crate::layer::unpack::UnpackError),
 }

@@ -10,11 +10,13 @@ pub mod archive;
 pub mod error;
 mod header;
 mod order;
+pub mod unpack;
 pub mod write;
 
 pub use crate::oci::entry::{self, Content, Entry, EntryKind};
 pub use archive::{ArchiveFormat, detect_archive, extract_archive_entries};
 pub use error::LayerError;
+pub use unpack::{UnpackError, UnpackStats, UnpackedLayers, WhiteoutFormat, unpack_layer};
 pub use write::{
     Compression, LayerInfo, LayerOptions, MEDIA_TYPE_TAR, MEDIA_TYPE_TAR_GZIP, write_layer,
 };

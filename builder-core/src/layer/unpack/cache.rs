@@ -1,0 +1,140 @@
+//! Unpacked layers kept per machine, by diff_id, so a base image is unpacked once and then
+//! stacked as overlay lower directories by every build.
+//!
+//! A layer is unpacked into a temporary directory beside its final place, flushed to disk and
+//! renamed: a crash leaves at worst a temporary directory (removed by the next `ensure` of that
+//! layer), never a half-unpacked directory under the final name. A lock file per layer makes
+//! concurrent builds, in one process or many, unpack it once.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
+
+use super::error::UnpackError;
+use super::{WhiteoutFormat, decode, unpacker};
+use crate::layer::error::LayerError;
+use crate::oci::LayerRef;
+
+/// A directory of unpacked layers: `<root>/<diff_id hex>/` for overlay lower directories with
+/// `trusted.*` whiteout attributes, `<root>/<hex>.userxattr/` for rootless overlay, and
+/// `<root>/<hex>.applied/` for [`WhiteoutFormat::Apply`] (whiteouts deleted, not recorded).
+/// The formats differ on disk, so each has its own directory.
+#[derive(Debug, Clone)]
+pub struct UnpackedLayers {
+    root: PathBuf,
+}
+
+impl UnpackedLayers {
+    /// A cache rooted at `root` (created on first use).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        UnpackedLayers { root: root.into() }
+    }
+
+    /// The directory holding `layer` unpacked with `whiteouts`, unpacking `blob` (the layer's
+    /// bytes, compressed or not) first when it is not there yet. The uncompressed stream must
+    /// hash to the layer's diff_id, so the cache never holds content under the wrong key.
+    pub fn ensure(
+        &self,
+        layer: &LayerRef,
+        blob: &Path,
+        whiteouts: WhiteoutFormat,
+    ) -> Result<PathBuf, LayerError> {
+        let name = dir_name(layer.diff_id.hex(), whiteouts);
+        let target = self.root.join(&name);
+        if is_dir(&target) {
+            return Ok(target);
+        }
+        let cache_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| LayerError::from(UnpackError::Cache { path, source })
+        };
+        fs::create_dir_all(&self.root).map_err(cache_err(&self.root))?;
+        let lock_path = self.root.join(format!("{name}.lock"));
+        let lock = File::create(&lock_path).map_err(cache_err(&lock_path))?;
+        lock.lock().map_err(cache_err(&lock_path))?;
+        if is_dir(&target) {
+            return Ok(target);
+        }
+        let temp_prefix = format!(".tmp-{name}-");
+        self.remove_leftovers(&temp_prefix)?;
+
+        let temp = tempfile::Builder::new()
+            .prefix(&temp_prefix)
+            .tempdir_in(&self.root)
+            .map_err(cache_err(&self.root))?;
+        fs::set_permissions(
+            temp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .map_err(cache_err(temp.path()))?;
+        let format = decode::sniff(blob)?;
+        let file = File::open(blob).map_err(|source| UnpackError::Read {
+            layer: blob.to_path_buf(),
+            source,
+        })?;
+        unpacker::unpack_stream(
+            decode::decoder(file, format),
+            blob,
+            temp.path(),
+            whiteouts,
+            Some(&layer.diff_id),
+        )?;
+        sync_fs(temp.path()).map_err(cache_err(temp.path()))?;
+        let temp = temp.keep();
+        if let Err(source) = fs::rename(&temp, &target) {
+            let _ = fs::remove_dir_all(&temp);
+            return Err(UnpackError::Cache {
+                path: target,
+                source,
+            }
+            .into());
+        }
+        drop(lock);
+        Ok(target)
+    }
+
+    /// Removes temporary directories a crashed unpack of this layer left behind (the caller
+    /// holds the layer's lock, so none of them is in use).
+    fn remove_leftovers(&self, prefix: &str) -> Result<(), LayerError> {
+        let cache_err = |source| UnpackError::Cache {
+            path: self.root.clone(),
+            source,
+        };
+        for entry in fs::read_dir(&self.root).map_err(cache_err)? {
+            let entry = entry.map_err(cache_err)?;
+            if entry.file_name().to_string_lossy().starts_with(prefix) {
+                fs::remove_dir_all(entry.path()).map_err(|source| UnpackError::Cache {
+                    path: entry.path(),
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The directory name of a layer in a given whiteout format.
+fn dir_name(hex: &str, whiteouts: WhiteoutFormat) -> String {
+    match whiteouts {
+        WhiteoutFormat::Overlay { user_xattr: false } => hex.to_string(),
+        WhiteoutFormat::Overlay { user_xattr: true } => format!("{hex}.userxattr"),
+        WhiteoutFormat::Apply => format!("{hex}.applied"),
+    }
+}
+
+fn is_dir(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+/// Flushes the file system holding `path`, so the rename that publishes it comes after its
+/// contents are on disk.
+fn sync_fs(path: &Path) -> io::Result<()> {
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok(rustix::fs::syncfs(fd)?)
+}

@@ -1,0 +1,483 @@
+//! Applies a layer's tar stream to a directory, one entry at a time.
+//!
+//! For each entry: its name is cleaned (a `..` that climbs out is refused), its parent
+//! directory is resolved inside the root (created when missing), whatever is already there is
+//! removed unless a directory meets a directory, the object is created with a single-name `*at`
+//! call, and then owner, extended attributes and mode are set in that order (a `chown` clears
+//! setuid bits and file capabilities, so they come after it). Non-directory mtimes are set at
+//! once; directory mtimes at the end, when nothing will be created inside them any more.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+use rustix::io::Errno;
+use tar::EntryType;
+
+use super::error::UnpackError;
+use super::meta::{Meta, ReadMetaError};
+use super::node::Node;
+use super::path::{self, display, split};
+use super::root::{self, Root};
+use super::whiteout;
+use super::xattrs;
+use super::{UnpackStats, WhiteoutFormat};
+use crate::oci::{Digest, DigestReader};
+
+const COPY_BUFFER: usize = 128 * 1024;
+
+/// Unpacks the tar stream `tar` (read from `layer`, named in errors) into `dest`. When
+/// `expected_diff_id` is given, the uncompressed stream must hash to it.
+pub(crate) fn unpack_stream(
+    tar: impl Read,
+    layer: &Path,
+    dest: &Path,
+    whiteouts: WhiteoutFormat,
+    expected_diff_id: Option<&Digest>,
+) -> Result<UnpackStats, UnpackError> {
+    let read_err = |source| UnpackError::Read {
+        layer: layer.to_path_buf(),
+        source,
+    };
+    let root = Root::open(dest).map_err(|source| UnpackError::Destination {
+        path: dest.to_path_buf(),
+        source,
+    })?;
+    let mut unpacker = Unpacker {
+        root,
+        layer,
+        whiteouts,
+        as_root: rustix::process::geteuid().is_root(),
+        stats: UnpackStats::default(),
+        created: HashSet::new(),
+        dir_times: BTreeMap::new(),
+        buffer: vec![0; COPY_BUFFER],
+    };
+    let mut archive = tar::Archive::new(DigestReader::new(tar));
+    for item in archive.entries().map_err(read_err)? {
+        let mut item = item.map_err(read_err)?;
+        unpacker.entry(&mut item)?;
+    }
+    unpacker.set_dir_times()?;
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(read_err)?;
+    let (actual, _) = rest.finish();
+    if let Some(expected) = expected_diff_id
+        && actual != *expected
+    {
+        return Err(UnpackError::DiffIdMismatch {
+            layer: layer.to_path_buf(),
+            expected: expected.clone(),
+            actual,
+        });
+    }
+    Ok(unpacker.stats)
+}
+
+/// The state of one unpack.
+pub(crate) struct Unpacker<'a> {
+    pub(crate) root: Root,
+    pub(crate) layer: &'a Path,
+    pub(crate) whiteouts: WhiteoutFormat,
+    /// Whether `trusted.*` attributes may be set.
+    as_root: bool,
+    pub(crate) stats: UnpackStats,
+    /// Clean paths this layer created (Apply mode only): an opaque directory keeps them.
+    pub(crate) created: HashSet<Vec<u8>>,
+    /// Directory mtimes to set once every entry is in place, by clean path.
+    dir_times: BTreeMap<Vec<u8>, Timespec>,
+    buffer: Vec<u8>,
+}
+
+impl Unpacker<'_> {
+    /// An error about `entry` while doing `action`.
+    pub(crate) fn fail(
+        &self,
+        entry: &str,
+        action: &'static str,
+    ) -> impl FnOnce(io::Error) -> UnpackError + use<> {
+        fail(self.layer, entry, action)
+    }
+
+    fn entry<R: Read>(&mut self, item: &mut tar::Entry<'_, R>) -> Result<(), UnpackError> {
+        let entry_type = item.header().entry_type();
+        if matches!(
+            entry_type,
+            EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink
+        ) {
+            return Ok(());
+        }
+        let raw = item.path_bytes().into_owned();
+        let name = display(&raw);
+        self.stats.entries += 1;
+        let Some(clean) = path::clean(&raw) else {
+            return Err(UnpackError::EscapingPath {
+                layer: self.layer.to_path_buf(),
+                entry: name,
+            });
+        };
+        let (parent, base) = split(&clean);
+        if let Some(target) = base.strip_prefix(whiteout::PREFIX) {
+            return whiteout::apply(self, parent, base, target, &name);
+        }
+        let meta = Meta::read(item).map_err(|e| match e {
+            ReadMetaError::Io(source) => UnpackError::Read {
+                layer: self.layer.to_path_buf(),
+                source,
+            },
+            ReadMetaError::Field(field) => self.invalid_header(&name, field),
+        })?;
+        if clean.is_empty() {
+            return self.root_entry(entry_type, &meta, &name);
+        }
+        let parent_fd = self
+            .root
+            .make_dirs(parent)
+            .map_err(self.fail(&name, "create the parent directory of"))?;
+        let parent_fd = parent_fd.as_fd();
+        if entry_type == EntryType::Link {
+            return self.hardlink(item, parent_fd, base, &clean, &name);
+        }
+
+        let existing = root::lstat(parent_fd, base).map_err(|e| self.fail(&name, "inspect")(e))?;
+        let is_dir = entry_type == EntryType::Directory;
+        let keep_existing = match &existing {
+            Some(stat) => is_dir && root::is_dir(stat),
+            None => false,
+        };
+        if existing.is_some() && !keep_existing {
+            root::remove_all(parent_fd, base).map_err(self.fail(&name, "replace"))?;
+            self.forget_dirs(&clean);
+        }
+
+        let layer = self.layer;
+        let create = |e: Errno| fail(layer, &name, "create")(e.into());
+        let node = match entry_type {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                let node = self.file(item, parent_fd, base, &name)?;
+                self.stats.files += 1;
+                node
+            }
+            EntryType::Directory => {
+                if !keep_existing {
+                    rustix::fs::mkdirat(parent_fd, base, Mode::from_raw_mode(0o700))
+                        .map_err(create)?;
+                }
+                self.stats.dirs += 1;
+                let dir = root::open_dir(parent_fd, base).map_err(self.fail(&name, "open"))?;
+                Node::Open(dir)
+            }
+            EntryType::Symlink => {
+                let target = item
+                    .link_name_bytes()
+                    .ok_or_else(|| self.invalid_header(&name, "link name"))?;
+                rustix::fs::symlinkat(&*target, parent_fd, base).map_err(create)?;
+                self.stats.symlinks += 1;
+                Node::handle(parent_fd, base).map_err(create)?
+            }
+            EntryType::Char | EntryType::Block => {
+                let device = |field, value: io::Result<Option<u32>>| {
+                    value.map_err(|_| self.invalid_header(&name, field))
+                };
+                let major = device("device major", item.header().device_major())?.unwrap_or(0);
+                let minor = device("device minor", item.header().device_minor())?.unwrap_or(0);
+                let file_type = if entry_type == EntryType::Char {
+                    FileType::CharacterDevice
+                } else {
+                    FileType::BlockDevice
+                };
+                let dev = rustix::fs::makedev(major, minor);
+                match rustix::fs::mknodat(parent_fd, base, file_type, Mode::empty(), dev) {
+                    Ok(()) => {}
+                    Err(Errno::PERM) => {
+                        tracing::warn!(
+                            layer = %self.layer.display(),
+                            entry = %name,
+                            "device node skipped: creating devices is not permitted here"
+                        );
+                        self.stats.skipped_devices += 1;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(create(e)),
+                }
+                self.stats.devices += 1;
+                Node::handle(parent_fd, base).map_err(create)?
+            }
+            EntryType::Fifo => {
+                rustix::fs::mknodat(parent_fd, base, FileType::Fifo, Mode::empty(), 0)
+                    .map_err(create)?;
+                self.stats.fifos += 1;
+                Node::handle(parent_fd, base).map_err(create)?
+            }
+            other => {
+                return Err(UnpackError::UnsupportedEntryType {
+                    layer: self.layer.to_path_buf(),
+                    entry: name,
+                    typeflag: char::from(other.as_byte()),
+                });
+            }
+        };
+        self.set_meta(&node, entry_type == EntryType::Symlink, &meta, &name)?;
+        let mtime = timespec(&meta);
+        if is_dir {
+            self.dir_times.insert(clean.clone(), mtime);
+        } else {
+            set_time(parent_fd, base, mtime).map_err(self.fail(&name, "set the mtime of"))?;
+        }
+        self.record(clean);
+        Ok(())
+    }
+
+    /// The archive's own root (`./`): only a directory makes sense, and it gives the root its
+    /// owner, mode and mtime.
+    fn root_entry(
+        &mut self,
+        entry_type: EntryType,
+        meta: &Meta,
+        name: &str,
+    ) -> Result<(), UnpackError> {
+        if entry_type != EntryType::Directory {
+            return Ok(());
+        }
+        let dir = root::open_dir(self.root.fd(), b".").map_err(self.fail(name, "open"))?;
+        self.set_meta(&Node::Open(dir), false, meta, name)?;
+        self.dir_times.insert(Vec::new(), timespec(meta));
+        Ok(())
+    }
+
+    /// Creates a regular file and streams its content in.
+    fn file<R: Read>(
+        &mut self,
+        item: &mut tar::Entry<'_, R>,
+        parent: BorrowedFd<'_>,
+        base: &[u8],
+        name: &str,
+    ) -> Result<Node, UnpackError> {
+        let fd = rustix::fs::openat(
+            parent,
+            base,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| self.fail(name, "create")(e.into()))?;
+        let mut file = File::from(fd);
+        loop {
+            let n = match item.read(&mut self.buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(UnpackError::Read {
+                        layer: self.layer.to_path_buf(),
+                        source,
+                    });
+                }
+            };
+            file.write_all(&self.buffer[..n])
+                .map_err(|e| self.fail(name, "write")(e))?;
+            self.stats.bytes += n as u64;
+        }
+        Ok(Node::Open(file.into()))
+    }
+
+    /// Links `base` in `parent` to an existing non-directory inside the root. The link shares
+    /// the target's inode, so it takes no metadata of its own.
+    fn hardlink<R: Read>(
+        &mut self,
+        item: &tar::Entry<'_, R>,
+        parent: BorrowedFd<'_>,
+        base: &[u8],
+        clean: &[u8],
+        name: &str,
+    ) -> Result<(), UnpackError> {
+        let raw_target = item
+            .link_name_bytes()
+            .ok_or_else(|| self.invalid_header(name, "link name"))?;
+        let written = display(&raw_target);
+        let missing = || UnpackError::HardlinkTargetMissing {
+            layer: self.layer.to_path_buf(),
+            entry: name.to_string(),
+            target: written.clone(),
+        };
+        let target = path::clean(&raw_target).ok_or_else(|| UnpackError::EscapingHardlink {
+            layer: self.layer.to_path_buf(),
+            entry: name.to_string(),
+            target: written.clone(),
+        })?;
+        if target.is_empty() {
+            return Err(missing());
+        }
+        let (target_parent, target_base) = split(&target);
+        let target_dir = match self.root.dir(target_parent) {
+            Ok(fd) => fd,
+            Err(e) if is_missing(&e) => return Err(missing()),
+            Err(e) => return Err(self.fail(name, "find the target of")(e)),
+        };
+        let target_stat = root::lstat(target_dir.as_fd(), target_base)
+            .map_err(self.fail(name, "find the target of"))?;
+        let Some(target_stat) = target_stat.filter(|s| !root::is_dir(s)) else {
+            return Err(missing());
+        };
+        if let Some(existing) = root::lstat(parent, base).map_err(self.fail(name, "inspect"))? {
+            if existing.st_dev == target_stat.st_dev && existing.st_ino == target_stat.st_ino {
+                self.stats.hardlinks += 1;
+                return Ok(());
+            }
+            root::remove_all(parent, base).map_err(self.fail(name, "replace"))?;
+            self.forget_dirs(clean);
+        }
+        rustix::fs::linkat(
+            target_dir.as_fd(),
+            target_base,
+            parent,
+            base,
+            AtFlags::empty(),
+        )
+        .map_err(|e| self.fail(name, "create")(e.into()))?;
+        self.stats.hardlinks += 1;
+        self.record(clean.to_vec());
+        Ok(())
+    }
+
+    /// Owner, then extended attributes, then mode: `chown` clears setuid/setgid bits and file
+    /// capabilities. Ownership or attributes this process may not set are counted, not fatal.
+    fn set_meta(
+        &mut self,
+        node: &Node,
+        is_symlink: bool,
+        meta: &Meta,
+        name: &str,
+    ) -> Result<(), UnpackError> {
+        match node.chown(meta.uid, meta.gid) {
+            Ok(()) => {}
+            Err(Errno::PERM | Errno::INVAL) => self.stats.skipped_ownership += 1,
+            Err(e) => return Err(self.fail(name, "set the owner of")(e.into())),
+        }
+        for (key, value) in &meta.xattrs {
+            if !xattrs::allowed(key, self.as_root) {
+                self.stats.skipped_xattrs += 1;
+                continue;
+            }
+            match node.set_xattr(key, value) {
+                Ok(()) => {}
+                Err(Errno::PERM | Errno::NOTSUP | Errno::ACCESS) => {
+                    self.stats.skipped_xattrs += 1;
+                }
+                Err(e) => {
+                    return Err(self.fail(name, "set an extended attribute of")(e.into()));
+                }
+            }
+        }
+        if !is_symlink {
+            node.chmod(meta.mode)
+                .map_err(|e| self.fail(name, "set the mode of")(e.into()))?;
+        }
+        Ok(())
+    }
+
+    /// Notes that this layer created `path`, for opaque directories in Apply mode.
+    pub(crate) fn record(&mut self, path: Vec<u8>) {
+        if self.whiteouts == WhiteoutFormat::Apply {
+            self.created.insert(path);
+        }
+    }
+
+    /// Drops pending directory mtimes at and under `path`, which was just removed.
+    pub(crate) fn forget_dirs(&mut self, path: &[u8]) {
+        let doomed: Vec<Vec<u8>> = self
+            .dir_times
+            .range(path.to_vec()..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(path))
+            .filter(|k| k.len() == path.len() || k[path.len()] == b'/')
+            .cloned()
+            .collect();
+        for key in doomed {
+            self.dir_times.remove(&key);
+        }
+    }
+
+    /// Sets the mtimes of every directory the layer listed that is still a directory.
+    fn set_dir_times(&mut self) -> Result<(), UnpackError> {
+        for (clean, time) in std::mem::take(&mut self.dir_times) {
+            let name = display(&clean);
+            let (parent, base) = split(&clean);
+            let (parent_fd, base) = if clean.is_empty() {
+                (self.root.dir(b""), &b"."[..])
+            } else {
+                (self.root.dir(parent), base)
+            };
+            let parent_fd = match parent_fd {
+                Ok(fd) => fd,
+                Err(e) if is_missing(&e) => continue,
+                Err(e) => return Err(self.fail(&name, "set the mtime of")(e)),
+            };
+            match root::lstat(parent_fd.as_fd(), base) {
+                Ok(Some(stat)) if root::is_dir(&stat) => {}
+                Ok(_) => continue,
+                Err(e) => return Err(self.fail(&name, "set the mtime of")(e)),
+            }
+            set_time(parent_fd.as_fd(), base, time)
+                .map_err(self.fail(&name, "set the mtime of"))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn invalid_header(&self, name: &str, field: &'static str) -> UnpackError {
+        UnpackError::InvalidHeader {
+            layer: self.layer.to_path_buf(),
+            entry: name.to_string(),
+            field,
+        }
+    }
+}
+
+/// An error about `entry` of `layer` while doing `action`.
+pub(crate) fn fail(
+    layer: &Path,
+    entry: &str,
+    action: &'static str,
+) -> impl FnOnce(io::Error) -> UnpackError + use<> {
+    let (layer, entry) = (layer.to_path_buf(), entry.to_string());
+    move |source| UnpackError::Entry {
+        layer,
+        entry,
+        action,
+        source,
+    }
+}
+
+/// Whether a lookup failed because a path component is missing or not a directory.
+pub(crate) fn is_missing(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+fn timespec(meta: &Meta) -> Timespec {
+    Timespec {
+        tv_sec: meta.mtime,
+        tv_nsec: i64::from(meta.mtime_nsec),
+    }
+}
+
+/// Sets access and modification time of `base` in `parent`, not following a symlink.
+fn set_time(parent: BorrowedFd<'_>, base: &[u8], time: Timespec) -> io::Result<()> {
+    let times = Timestamps {
+        last_access: time,
+        last_modification: time,
+    };
+    Ok(rustix::fs::utimensat(
+        parent,
+        base,
+        &times,
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
+}

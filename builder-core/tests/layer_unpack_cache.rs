@@ -1,0 +1,215 @@
+//! The per-machine cache of unpacked layers, and the busybox base image unpacked and run.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod layer_unpack_common;
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Barrier};
+
+use builder_core::layer::{LayerError, UnpackError, UnpackedLayers, WhiteoutFormat, unpack_layer};
+use builder_core::oci::{Digest, Image, LayerRef, LayoutImage, OciLayout};
+use layer_unpack_common::{Layer, Meta, blob, gzip, is_root, listing};
+
+const OVERLAY: WhiteoutFormat = WhiteoutFormat::Overlay { user_xattr: false };
+
+/// A gzip layer blob in `dir` and its descriptor.
+fn sample_layer(dir: &Path) -> (LayerRef, PathBuf) {
+    let mut layer = Layer::new();
+    layer
+        .dir("etc", Meta::mode(0o755))
+        .file("etc/os-release", b"ID=kiln\n")
+        .dir("bin", Meta::mode(0o755));
+    let tar = layer.finish();
+    let compressed = gzip(&tar);
+    let path = blob(dir, "layer.tar.gz", &compressed);
+    let layer = LayerRef {
+        digest: Digest::of(&compressed),
+        diff_id: Digest::of(&tar),
+        size: compressed.len() as u64,
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".to_string(),
+    };
+    (layer, path)
+}
+
+#[test]
+fn ensure_unpacks_once_and_then_reuses_the_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (layer, blob) = sample_layer(tmp.path());
+    let cache = UnpackedLayers::new(tmp.path().join("cache"));
+
+    let dir = cache.ensure(&layer, &blob, OVERLAY).unwrap();
+    assert_eq!(dir, tmp.path().join("cache").join(layer.diff_id.hex()));
+    assert_eq!(fs::read(dir.join("etc/os-release")).unwrap(), b"ID=kiln\n");
+    // Mark the directory: a second ensure must hand back this one, not unpack again.
+    fs::write(dir.join("marker"), b"same dir").unwrap();
+    fs::remove_file(&blob).unwrap();
+    let again = cache.ensure(&layer, &blob, OVERLAY).unwrap();
+    assert_eq!(again, dir);
+    assert_eq!(fs::read(again.join("marker")).unwrap(), b"same dir");
+
+    // Each whiteout format has its own directory.
+    let (layer, blob) = sample_layer(tmp.path());
+    let applied = cache.ensure(&layer, &blob, WhiteoutFormat::Apply).unwrap();
+    let rootless = cache
+        .ensure(&layer, &blob, WhiteoutFormat::Overlay { user_xattr: true })
+        .unwrap();
+    assert_ne!(applied, dir);
+    assert_ne!(rootless, dir);
+    assert_ne!(applied, rootless);
+    let names: Vec<String> = listing(&tmp.path().join("cache"))
+        .into_iter()
+        .filter(|p| !p.contains('/') && !p.ends_with(".lock"))
+        .collect();
+    let hex = layer.diff_id.hex();
+    assert_eq!(
+        names,
+        [
+            hex.to_string(),
+            format!("{hex}.applied"),
+            format!("{hex}.userxattr")
+        ]
+    );
+}
+
+#[test]
+fn concurrent_ensures_unpack_once_and_agree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (layer, blob) = sample_layer(tmp.path());
+    let root = tmp.path().join("cache");
+    let barrier = Arc::new(Barrier::new(4));
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (layer, blob, root, barrier) =
+                (layer.clone(), blob.clone(), root.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let cache = UnpackedLayers::new(root);
+                barrier.wait();
+                cache.ensure(&layer, &blob, OVERLAY).unwrap()
+            })
+        })
+        .collect();
+    let dirs: Vec<PathBuf> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(dirs.iter().all(|d| d == &dirs[0]));
+    assert_eq!(listing(&dirs[0]), ["bin", "etc", "etc/os-release"]);
+    // Only the final directory and its lock: no temporary directory left behind.
+    let hex = layer.diff_id.hex();
+    let mut top: Vec<String> = fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(top, [hex.to_string(), format!("{hex}.lock")]);
+}
+
+#[test]
+fn a_wrong_diff_id_leaves_nothing_under_the_final_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut layer, blob) = sample_layer(tmp.path());
+    layer.diff_id = Digest::of(b"something else");
+    let root = tmp.path().join("cache");
+    let cache = UnpackedLayers::new(&root);
+    let err = cache.ensure(&layer, &blob, OVERLAY).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            LayerError::Unpack(UnpackError::DiffIdMismatch { expected, .. }) if *expected == layer.diff_id
+        ),
+        "{err:?}"
+    );
+    let top: Vec<String> = fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(top, [format!("{}.lock", layer.diff_id.hex())]);
+}
+
+#[test]
+fn leftovers_of_a_crashed_unpack_are_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (layer, blob) = sample_layer(tmp.path());
+    let root = tmp.path().join("cache");
+    let hex = layer.diff_id.hex();
+    let leftover = root.join(format!(".tmp-{hex}-crashed"));
+    fs::create_dir_all(leftover.join("etc")).unwrap();
+    fs::write(leftover.join("etc/half"), b"half").unwrap();
+
+    let dir = UnpackedLayers::new(&root)
+        .ensure(&layer, &blob, OVERLAY)
+        .unwrap();
+    assert!(!leftover.exists());
+    assert!(!dir.join("etc/half").exists());
+    assert_eq!(listing(&dir), ["bin", "etc", "etc/os-release"]);
+}
+
+/// The layers of the busybox test image and their blob paths.
+fn busybox_layers() -> Vec<(LayerRef, PathBuf)> {
+    let layout = OciLayout::open(support::busybox_layout()).unwrap();
+    let (_, descriptor) = layout
+        .named_manifests()
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    let digest: Digest = descriptor.digest().to_string().parse().unwrap();
+    let image = LayoutImage::new(layout.clone(), digest);
+    image
+        .layers()
+        .unwrap()
+        .into_iter()
+        .map(|l| {
+            let path = layout.blob_path(&l.digest);
+            (l, path)
+        })
+        .collect()
+}
+
+#[test]
+fn busybox_base_unpacks_and_runs_in_a_chroot() {
+    if !is_root() {
+        eprintln!("skipped: chroot needs root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = UnpackedLayers::new(tmp.path().join("cache"));
+    let layers = busybox_layers();
+    assert!(!layers.is_empty());
+
+    // Applied one after another into a root filesystem, as chroot isolation uses it.
+    let rootfs = tmp.path().join("rootfs");
+    fs::create_dir(&rootfs).unwrap();
+    for (layer, blob) in &layers {
+        let format = if builder_core::oci::media::is_gzip_layer(&layer.media_type) {
+            builder_core::layer::ArchiveFormat::Gzip
+        } else {
+            builder_core::layer::ArchiveFormat::Tar
+        };
+        unpack_layer(blob, format, &rootfs, WhiteoutFormat::Apply).unwrap();
+    }
+    let out = Command::new("chroot")
+        .arg(&rootfs)
+        .args(["/bin/sh", "-c", "echo ok"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"ok\n");
+
+    // Through the cache, as overlay lower directories (a single layer is itself a root).
+    let (layer, blob) = &layers[0];
+    let lower = cache.ensure(layer, blob, OVERLAY).unwrap();
+    if layers.len() == 1 {
+        let out = Command::new("chroot")
+            .arg(&lower)
+            .args(["/bin/sh", "-c", "echo ok"])
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, b"ok\n");
+    }
+    assert_eq!(cache.ensure(layer, blob, OVERLAY).unwrap(), lower);
+}
