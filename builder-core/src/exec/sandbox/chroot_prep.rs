@@ -80,9 +80,12 @@ impl Injections {
         let mut first = Ok(());
         while let Some(step) = self.undo.pop() {
             let result = match &step {
-                Undo::Remove(path) => remove_any(path).map_err(|e| SandboxError::io("remove", path, e)),
-                Undo::Restore { saved, path } => std::fs::rename(saved, path)
-                    .map_err(|e| SandboxError::io("restore", path, e)),
+                Undo::Remove(path) => {
+                    remove_any(path).map_err(|e| SandboxError::io("remove", path, e))
+                }
+                Undo::Restore { saved, path } => {
+                    std::fs::rename(saved, path).map_err(|e| SandboxError::io("restore", path, e))
+                }
                 Undo::Times {
                     dir,
                     accessed,
@@ -159,7 +162,8 @@ impl Injections {
         match std::fs::symlink_metadata(path) {
             Ok(meta) if meta.is_file() => {
                 let saved = saved_name(path);
-                std::fs::rename(path, &saved).map_err(|e| SandboxError::io("move aside", path, e))?;
+                std::fs::rename(path, &saved)
+                    .map_err(|e| SandboxError::io("move aside", path, e))?;
                 self.undo.push(Undo::Restore {
                     saved,
                     path: path.to_path_buf(),
@@ -261,7 +265,11 @@ fn remove_any(path: &Path) -> io::Result<()> {
 }
 
 fn set_times(dir: &Path, accessed: SystemTime, modified: SystemTime) -> io::Result<()> {
-    File::open(dir)?.set_times(FileTimes::new().set_accessed(accessed).set_modified(modified))
+    File::open(dir)?.set_times(
+        FileTimes::new()
+            .set_accessed(accessed)
+            .set_modified(modified),
+    )
 }
 
 /// Copies a host directory tree (files, directories, symlinks) to `to`.

@@ -60,7 +60,11 @@ pub(crate) fn image_xattrs(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, San
 
 /// The entry for `host` (whose metadata is `meta`) at layer path `rel`; `None` for sockets,
 /// which layers cannot hold. Regular files point at `host` for their content.
-pub(crate) fn entry(rel: &str, host: &Path, meta: &Metadata) -> Result<Option<Entry>, SandboxError> {
+pub(crate) fn entry(
+    rel: &str,
+    host: &Path,
+    meta: &Metadata,
+) -> Result<Option<Entry>, SandboxError> {
     let ft = meta.file_type();
     let kind = if ft.is_file() {
         EntryKind::File(Content::Path(host.to_path_buf()))

@@ -56,7 +56,11 @@ fn helper_main(stage: &OsString) -> i32 {
         Ok(plan) => plan,
         Err(_) => return SETUP_FAILED,
     };
-    let open = |name: &str| File::options().append(true).open(plan.report_dir.join(name));
+    let open = |name: &str| {
+        File::options()
+            .append(true)
+            .open(plan.report_dir.join(name))
+    };
     let (Ok(report), Ok(started)) = (open(FAILURE_FILE), open(STARTED_FILE)) else {
         return SETUP_FAILED;
     };
@@ -192,7 +196,8 @@ fn chroot_stage(plan: &HelperPlan, started: &File) -> StageResult {
         unshare(UnshareFlags::NEWNET).map_err(|e| failed("unshare the network namespace", e))?;
     }
     let devnull = open_devnull()?;
-    rustix::process::chroot(root).map_err(|e| failed(format!("chroot into `{}`", root.display()), e))?;
+    rustix::process::chroot(root)
+        .map_err(|e| failed(format!("chroot into `{}`", root.display()), e))?;
     rustix::process::chdir("/").map_err(|e| failed("change directory to `/`", e))?;
     Err(exec_command(&plan.command, devnull, started))
 }

@@ -144,21 +144,11 @@ pub enum Rootfs {
     },
 }
 
-/// Which output stream a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputStream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
-
 /// One line of the command's output, without its line ending (lossy UTF-8; lines longer than
-/// 64 KiB arrive in pieces).
+/// 64 KiB arrive in pieces). Standard output and standard error share one pipe, as `2>&1`
+/// would, so lines arrive in the order they were written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputLine {
-    /// Where it was written.
-    pub stream: OutputStream,
     /// The text.
     pub text: String,
 }
@@ -211,9 +201,14 @@ pub fn run(
         groups: spec.additional_gids.clone(),
     };
     match (isolation, rootfs) {
-        (Isolation::Namespace, Rootfs::Overlay { lowers, upper, work }) => {
-            run_namespace(spec, command, lowers, upper, work, output)
-        }
+        (
+            Isolation::Namespace,
+            Rootfs::Overlay {
+                lowers,
+                upper,
+                work,
+            },
+        ) => run_namespace(spec, command, lowers, upper, work, output),
         (Isolation::Chroot, Rootfs::Chroot { dir }) => run_chroot(spec, command, dir, output),
         (isolation, _) => Err(SandboxError::Invalid(format!(
             "{} isolation needs {} root",
@@ -244,7 +239,11 @@ fn validate(spec: &RunSpec) -> Result<(), SandboxError> {
     if strings.into_iter().any(|s| s.contains('\0')) {
         return Err(SandboxError::Invalid("a NUL byte in the command".into()));
     }
-    if let Some((k, _)) = spec.env.iter().find(|(k, _)| k.is_empty() || k.contains('=')) {
+    if let Some((k, _)) = spec
+        .env
+        .iter()
+        .find(|(k, _)| k.is_empty() || k.contains('='))
+    {
         return Err(SandboxError::Invalid(format!(
             "environment variable name `{k}`"
         )));

@@ -157,8 +157,8 @@ impl Root {
     fn relative(&self, fd: BorrowedFd<'_>) -> io::Result<String> {
         let host = self.host_path(fd)?;
         let rel = host.strip_prefix(&self.host).unwrap_or(Path::new(""));
-        rel.to_str().map(str::to_owned).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidData, "mount target is not UTF-8")
-        })
+        rel.to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "mount target is not UTF-8"))
     }
 }

@@ -210,8 +210,8 @@ impl Snapshot {
         let mut entries = Vec::new();
         for path in &emit {
             let host = root.join(path);
-            let meta =
-                std::fs::symlink_metadata(&host).map_err(|e| SandboxError::io("inspect", &host, e))?;
+            let meta = std::fs::symlink_metadata(&host)
+                .map_err(|e| SandboxError::io("inspect", &host, e))?;
             let Some(entry) = disk::entry(path, &host, &meta)? else {
                 continue;
             };

@@ -12,7 +12,7 @@ use super::helper::{HELPER_ARG, SELF_EXE};
 use super::protocol::{
     CommandPlan, FAILURE_FILE, Failure, HelperPlan, OverlayPlan, STARTED_FILE, STUBS_FILE, Stubs,
 };
-use super::{LAST_LINES, OutputLine, OutputStream, RunOutcome, SandboxError};
+use super::{LAST_LINES, OutputLine, RunOutcome, SandboxError};
 
 /// Longest piece of a line passed on at once.
 const MAX_LINE: u64 = 64 * 1024;
@@ -142,6 +142,8 @@ fn helper_command(stage: &str) -> Command {
     cmd
 }
 
+/// Starts the helper and sends it the plan. Takes `cmd` by value so the parent's copies of the
+/// output pipe's write end close once the child has them.
 fn start(mut cmd: Command, plan: &HelperPlan) -> Result<ChildGuard, SandboxError> {
     let helper = |action, source| SandboxError::Helper {
         action,
@@ -168,16 +170,23 @@ pub(crate) fn run_helper(
     plan: &HelperPlan,
     output: &mut dyn FnMut(OutputLine),
 ) -> Result<HelperExit, SandboxError> {
+    // One pipe for both streams, as `2>&1`: lines keep the order they were written in, which
+    // two pipes read by two threads cannot promise.
+    let (reader, writer) = std::io::pipe().map_err(|e| SandboxError::Helper {
+        action: "create the output pipe for",
+        program: PathBuf::from(SELF_EXE),
+        source: e,
+    })?;
     let mut cmd = helper_command(stage);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let writer2 = writer.try_clone().map_err(|e| SandboxError::Helper {
+        action: "create the output pipe for",
+        program: PathBuf::from(SELF_EXE),
+        source: e,
+    })?;
+    cmd.stdout(writer).stderr(writer2);
     let mut guard = start(cmd, plan)?;
     let (tx, rx) = mpsc::channel();
-    if let Some(out) = guard.child.stdout.take() {
-        forward_lines(out, OutputStream::Stdout, tx.clone());
-    }
-    if let Some(err) = guard.child.stderr.take() {
-        forward_lines(err, OutputStream::Stderr, tx);
-    }
+    forward_lines(reader, tx);
     let mut last = VecDeque::with_capacity(LAST_LINES);
     let mut exited: Option<(ExitStatus, Instant)> = None;
     loop {
@@ -228,11 +237,7 @@ pub(crate) fn run_helper(
 }
 
 /// Reads `pipe` on its own thread and sends each line.
-fn forward_lines(
-    pipe: impl Read + Send + 'static,
-    stream: OutputStream,
-    tx: mpsc::Sender<OutputLine>,
-) {
+fn forward_lines(pipe: impl Read + Send + 'static, tx: mpsc::Sender<OutputLine>) {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(pipe);
         let mut buf = Vec::new();
@@ -245,7 +250,7 @@ fn forward_lines(
                         buf.pop();
                     }
                     let text = String::from_utf8_lossy(&buf).into_owned();
-                    if tx.send(OutputLine { stream, text }).is_err() {
+                    if tx.send(OutputLine { text }).is_err() {
                         break;
                     }
                 }

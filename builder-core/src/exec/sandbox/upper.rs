@@ -54,7 +54,8 @@ pub fn upper_to_entries(upper: &Path) -> Result<Vec<Entry>, SandboxError> {
         })?;
         let host = item.path();
         let rel = disk::relative(upper, host)?;
-        let meta = std::fs::symlink_metadata(host).map_err(|e| SandboxError::io("inspect", host, e))?;
+        let meta =
+            std::fs::symlink_metadata(host).map_err(|e| SandboxError::io("inspect", host, e))?;
         if is_whiteout(host, &meta) {
             entries.push((Entry::whiteout(&rel, meta.mtime()), None));
             continue;
