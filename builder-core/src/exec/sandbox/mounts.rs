@@ -105,8 +105,14 @@ pub(crate) fn prepare_root(plan: &HelperPlan, overlay: &OverlayPlan) -> Result<(
     result?;
     written.map_err(|e| failed(format!("write `{STUBS_FILE}`"), e))?;
     if !plan.hostname.is_empty() {
-        std::fs::write("/proc/sys/kernel/hostname", &plan.hostname)
-            .map_err(|e| failed("set the hostname", e))?;
+        // The sysctl file belongs to the host's root, so a rootless helper (root only in its
+        // own user namespace) keeps the host's name rather than failing the step.
+        match std::fs::write("/proc/sys/kernel/hostname", &plan.hostname) {
+            Err(e) if !(plan.rootless && e.kind() == std::io::ErrorKind::PermissionDenied) => {
+                return Err(failed("set the hostname", e));
+            }
+            _ => {}
+        }
     }
     Ok(())
 }

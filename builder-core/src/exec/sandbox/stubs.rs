@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::SandboxError;
 use super::protocol::Stubs;
-use super::upper::is_opaque;
+use super::upper::{image_ids, is_opaque};
 
 /// Removes the stubs from `upper` (newest first), then every touched directory that is left
 /// empty, unchanged and not opaque, deepest first.
@@ -42,8 +42,7 @@ pub(crate) fn remove_stubs(upper: &Path, stubs: &Stubs) -> Result<(), SandboxErr
         };
         let unchanged = meta.is_dir()
             && meta.mode() & 0o7777 == dir.mode
-            && meta.uid() == dir.uid
-            && meta.gid() == dir.gid
+            && image_ids(meta.uid(), meta.gid()) == (dir.uid, dir.gid)
             && !is_opaque(&path);
         let empty = std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none());
         if unchanged && empty {

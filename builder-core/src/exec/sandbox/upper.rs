@@ -10,6 +10,19 @@ use crate::oci::Entry;
 use super::SandboxError;
 use super::disk;
 
+/// The ids a file in an upper dir has in the image. As root they are the same; rootless, the
+/// helper's user namespace maps the image's root to the caller (and nothing else).
+pub(crate) fn image_ids(uid: u32, gid: u32) -> (u32, u32) {
+    if rustix::process::geteuid().is_root() {
+        return (uid, gid);
+    }
+    let map = |id: u32, mine: u32| if id == mine { 0 } else { id };
+    (
+        map(uid, rustix::process::geteuid().as_raw()),
+        map(gid, rustix::process::getegid().as_raw()),
+    )
+}
+
 /// Whether overlayfs marked `dir` opaque (its lower contents hidden): `trusted.overlay.opaque`
 /// as root, `user.overlay.opaque` with `userxattr`.
 pub(crate) fn is_opaque(dir: &Path) -> bool {
@@ -41,11 +54,6 @@ fn is_whiteout(path: &Path, meta: &std::fs::Metadata) -> bool {
 /// When not running as root, the upper dir was written from a user namespace that maps the
 /// image's root to the caller, so the caller's uid and gid are reported as 0.
 pub fn upper_to_entries(upper: &Path) -> Result<Vec<Entry>, SandboxError> {
-    let rootless = !rustix::process::geteuid().is_root();
-    let (my_uid, my_gid) = (
-        rustix::process::geteuid().as_raw(),
-        rustix::process::getegid().as_raw(),
-    );
     let mut entries = Vec::new();
     for item in WalkDir::new(upper).min_depth(1).follow_links(false) {
         let item = item.map_err(|e| {
@@ -63,10 +71,7 @@ pub fn upper_to_entries(upper: &Path) -> Result<Vec<Entry>, SandboxError> {
         let Some(mut entry) = disk::entry(&rel, host, &meta)? else {
             continue;
         };
-        if rootless {
-            entry.uid = if entry.uid == my_uid { 0 } else { entry.uid };
-            entry.gid = if entry.gid == my_gid { 0 } else { entry.gid };
-        }
+        (entry.uid, entry.gid) = image_ids(entry.uid, entry.gid);
         let inode = (meta.is_file() && meta.nlink() > 1).then(|| (meta.dev(), meta.ino()));
         if meta.is_dir() && is_opaque(host) {
             entries.push((disk::opaque_marker(&rel, meta.mtime()), None));
