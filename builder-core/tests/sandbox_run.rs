@@ -20,53 +20,34 @@ use builder_core::exec::sandbox::{
 use builder_core::oci::{Content, Entry, EntryKind};
 use tempfile::TempDir;
 
+/// `(name, fn)` pairs for the test list.
+macro_rules! tests {
+    ($($name:ident),* $(,)?) => {
+        &[$((stringify!($name), $name as fn())),*]
+    };
+}
+
 fn main() {
     run_helper_if_requested();
     let filter: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let tests: &[(&str, fn())] = &[
-        ("detects_namespace_isolation", detects_namespace_isolation),
-        (
-            "layer_of_create_delete_links_setuid",
-            layer_of_create_delete_links_setuid,
-        ),
-        (
-            "read_only_step_gives_empty_layer",
-            read_only_step_gives_empty_layer,
-        ),
-        (
-            "network_none_has_only_loopback",
-            network_none_has_only_loopback,
-        ),
-        ("proc_is_the_steps_own", proc_is_the_steps_own),
-        (
-            "volume_is_visible_read_only_and_not_in_layer",
-            volume_is_visible_read_only_and_not_in_layer,
-        ),
-        (
-            "failing_command_reports_code_and_last_lines",
-            failing_command_reports_code_and_last_lines,
-        ),
-        (
-            "missing_shell_is_a_clear_error",
-            missing_shell_is_a_clear_error,
-        ),
-        (
-            "runs_as_user_in_created_workdir",
-            runs_as_user_in_created_workdir,
-        ),
-        (
-            "namespace_and_chroot_give_the_same_layer",
-            namespace_and_chroot_give_the_same_layer,
-        ),
-        (
-            "chroot_leaves_no_injected_files",
-            chroot_leaves_no_injected_files,
-        ),
+    let tests: &[(&str, fn())] = tests![
+        detects_namespace_isolation,
+        layer_of_create_delete_links_setuid,
+        read_only_step_gives_empty_layer,
+        network_none_has_only_loopback,
+        proc_is_the_steps_own,
+        volume_is_visible_read_only_and_not_in_layer,
+        failing_command_reports_code_and_last_lines,
+        missing_shell_is_a_clear_error,
+        failed_setup_cleans_up_and_names_the_mount,
+        runs_as_user_in_created_workdir,
+        namespace_and_chroot_give_the_same_layer,
+        chroot_leaves_no_injected_files,
     ];
-    let rootless: &[(&str, fn())] = &[("rootless_layer", rootless_layer)];
+    let rootless: &[(&str, fn())] = tests![rootless_layer];
     let tests = if rustix::process::geteuid().is_root() {
         tests
     } else if detect_isolation() == Isolation::Namespace {
@@ -480,6 +461,29 @@ fn missing_shell_is_a_clear_error() {
         err.to_string(),
         "python3: not found in the image; set SHELL or use exec form"
     );
+}
+
+fn failed_setup_cleans_up_and_names_the_mount() {
+    let (_dir, rootfs) = overlay_root();
+    let mut spec = shell("true");
+    spec.mounts = vec![BindMount {
+        host: "/nonexistent/kiln-volume".into(),
+        target: "/srv/data/volume".into(),
+        read_only: true,
+    }];
+    let err = run(&spec, &rootfs, Isolation::Namespace, &mut |_| {}).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "sandbox setup failed to bind-mount `/nonexistent/kiln-volume` on `/srv/data/volume`"
+    );
+    let SandboxError::Setup { source, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+    assert_eq!(seen(&upper_to_entries(upper_of(&rootfs)).unwrap()), vec![]);
+    if let Rootfs::Overlay { work, .. } = &rootfs {
+        assert_eq!(std::fs::read_dir(work).unwrap().count(), 0);
+    }
 }
 
 fn runs_as_user_in_created_workdir() {

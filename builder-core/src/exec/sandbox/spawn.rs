@@ -300,5 +300,7 @@ pub(crate) fn probe_namespace() -> Result<bool, SandboxError> {
         source: e,
     })?;
     guard.waited = true;
+    // overlayfs leaves a mode-000 `work/work`, which a non-root owner cannot remove unopened.
+    super::stubs::empty_dir(&dirs[2])?;
     Ok(status.success())
 }
