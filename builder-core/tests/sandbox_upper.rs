@@ -34,7 +34,7 @@ fn overlay_markers_become_oci_whiteouts() {
     set_xattr(&upper.join("not-opaque"), "trusted.overlay.opaque", b"x");
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &upper.join("etc/gone"),
+        upper.join("etc/gone"),
         FileType::CharacterDevice,
         Mode::from_raw_mode(0o600),
         0,
