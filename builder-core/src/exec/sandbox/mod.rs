@@ -78,6 +78,27 @@ impl Isolation {
     }
 }
 
+impl std::fmt::Display for Isolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Isolation {
+    type Err = SandboxError;
+
+    /// Parses `--isolation namespace|chroot`.
+    fn from_str(s: &str) -> Result<Isolation, SandboxError> {
+        match s {
+            "namespace" => Ok(Isolation::Namespace),
+            "chroot" => Ok(Isolation::Chroot),
+            other => Err(SandboxError::Invalid(format!(
+                "isolation `{other}`: expected `namespace` or `chroot`"
+            ))),
+        }
+    }
+}
+
 /// The network a step sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Network {
