@@ -28,14 +28,16 @@
 //! [`run`] re-executes the current program (`/proc/self/exe`) with a marker argument: user
 //! namespaces cannot be entered from a multi-threaded process, and only a fresh process can be
 //! PID 1 of a new PID namespace and mount its `/proc`. So every program that calls [`run`] must
-//! call [`run_helper_if_requested`] first thing in `main`, before starting any thread. The
-//! `kiln` binary does; an integration test that runs steps needs `harness = false` and a `main`
-//! that does. Forking inside the caller (`pre_exec`) was not chosen: only allocation-free,
+//! call [`run_helper_if_requested`] first thing in `main`, before starting any thread (the
+//! `kiln` binary included); an integration test that runs steps needs `harness = false` and a
+//! `main` that does (see `tests/sandbox_run.rs`). Forking inside the caller (`pre_exec`) was not chosen: only allocation-free,
 //! async-signal-safe code may run there, which rules out the mount setup and a second fork for
 //! the PID namespace.
 //!
 //! Each [`run`] is synchronous; the command's stdout and stderr reach the `output` callback
-//! line by line on the calling thread. Call it from a blocking thread in async code.
+//! line by line on the calling thread. Call it from a blocking thread in async code. The
+//! helper is killed when the thread that started it exits (parent-death signal), and its
+//! namespaces and mounts go with it.
 
 mod chroot_prep;
 mod disk;
