@@ -6,6 +6,7 @@
 
 pub mod copy;
 pub mod fs;
+pub mod sandbox;
 pub mod users;
 
 use std::collections::BTreeMap;
