@@ -124,6 +124,18 @@ pub struct BuildArgs {
     /// The local image store.
     #[arg(long, env = "KILN_STORE", value_name = "DIR")]
     pub store: Option<PathBuf>,
+    /// Where kiln keeps what it reuses between builds (unpacked base layers); the user's cache
+    /// directory by default.
+    #[arg(long = "cache-dir", env = "KILN_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// How RUN steps are isolated: `namespace` (mount, pid, ipc and uts namespaces over
+    /// overlayfs) or `chroot` (for containers that forbid namespaces); detected by default.
+    #[arg(long, value_name = "namespace|chroot")]
+    pub isolation: Option<String>,
+    /// Mount a host path into every RUN step (`HOST:CONTAINER[:ro]`); repeatable. It never
+    /// reaches a layer.
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    pub volumes: Vec<String>,
     /// Push the image to every `-t` name after building it (instead of the local store).
     #[arg(long)]
     pub push: bool,

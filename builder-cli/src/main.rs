@@ -57,6 +57,9 @@ pub fn stdout(text: &str) -> Result<(), Failure> {
 }
 
 fn main() -> ExitCode {
+    // RUN steps re-execute this binary as their sandbox helper; that must be decided before
+    // any thread exists.
+    builder_core::exec::sandbox::run_helper_if_requested();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -124,9 +124,9 @@ fn from_a_stored_image_reuses_its_layers_config_and_users() {
 }
 
 #[test]
-fn a_base_missing_from_the_store_is_a_clear_error() {
+fn a_base_in_neither_the_store_nor_a_reachable_registry_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
-    write(tmp.path(), "Dockerfile", "FROM nothere:1\n");
+    write(tmp.path(), "Dockerfile", "FROM 127.0.0.1:1/nothere:1\n");
     let mut options = BuildOptions::new(tmp.path());
     options.store_dir = tmp.path().join("store");
     let err = build(&options, &|_| {}).unwrap_err();

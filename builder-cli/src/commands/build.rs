@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use builder_core::build::{BuildEvent, BuildOptions, build};
+use builder_core::build::{BuildError, BuildEvent, BuildOptions, build};
+use builder_core::exec::sandbox::{BindMount, Isolation};
 use builder_core::export::Output;
 use builder_core::export::store::default_store_dir;
 use builder_core::oci::{Platform, Reference};
@@ -19,6 +20,18 @@ fn options(args: &BuildArgs) -> Result<BuildOptions, Failure> {
     options.store_dir = args.store.clone().unwrap_or_else(default_store_dir);
     options.source_date_epoch = args.source_date_epoch;
     options.push = args.push;
+    if let Some(dir) = &args.cache_dir {
+        options.layers_dir = dir.join("layers");
+    }
+    if let Some(i) = &args.isolation {
+        options.isolation = Some(
+            i.parse::<Isolation>()
+                .map_err(|e| Failure::usage(e.to_string()))?,
+        );
+    }
+    for v in &args.volumes {
+        options.volumes.push(volume(v)?);
+    }
     options.registry = super::client_options(&args.registry);
     for t in &args.tags {
         let tag = t
@@ -46,6 +59,35 @@ fn options(args: &BuildArgs) -> Result<BuildOptions, Failure> {
         );
     }
     Ok(options)
+}
+
+/// `--volume HOST:CONTAINER[:ro]`, as buildah's `-v`.
+fn volume(spec: &str) -> Result<BindMount, Failure> {
+    let bad = || {
+        Failure::usage(format!(
+            "invalid --volume `{spec}`: expected HOST:CONTAINER[:ro] with absolute paths"
+        ))
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host, target, read_only) = match parts.as_slice() {
+        [h, t] => (*h, *t, false),
+        [h, t, "ro"] => (*h, *t, true),
+        [h, t, "rw"] => (*h, *t, false),
+        _ => return Err(bad()),
+    };
+    if !host.starts_with('/') || !target.starts_with('/') {
+        return Err(bad());
+    }
+    if !std::path::Path::new(host).exists() {
+        return Err(Failure::usage(format!(
+            "invalid --volume `{spec}`: `{host}` does not exist"
+        )));
+    }
+    Ok(BindMount {
+        host: host.into(),
+        target: target.to_string(),
+        read_only,
+    })
 }
 
 /// `--build-arg NAME=value`, or `NAME` alone to take the value from the environment (skipped
@@ -94,9 +136,20 @@ pub fn run(args: Box<BuildArgs>) -> Result<(), Failure> {
     let quiet = args.quiet;
     let progress = Progress::new(quiet);
     let reporter = |event: BuildEvent| progress.show(event);
-    let report = build(&options, &reporter).map_err(|e| Failure {
-        message: render::error(&e, e.location()),
-        exit: Exit::Failure,
+    let report = build(&options, &reporter).map_err(|e| {
+        let mut message = render::error(&e, e.location());
+        if let BuildError::RunFailed { last_lines, .. } = &e
+            && !last_lines.is_empty()
+        {
+            message.push_str("  last output:\n");
+            for line in last_lines {
+                message.push_str(&format!("    {line}\n"));
+            }
+        }
+        Failure {
+            message,
+            exit: Exit::Failure,
+        }
     })?;
     if let Some(path) = &args.digest_file {
         std::fs::write(path, report.digest.to_string()).map_err(|e| Failure {

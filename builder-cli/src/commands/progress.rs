@@ -65,6 +65,7 @@ impl Progress {
                 writeln!(err, "{clear}{}: {outcome}", short(&digest.to_string()))
             }
             BuildEvent::Pushed(line) => writeln!(err, "{line}"),
+            BuildEvent::RunOutput { number, line } => writeln!(err, "#{number} {line}"),
         };
     }
 }

@@ -54,9 +54,13 @@ const CASES: &[Case] = &[
         says: &["circular"],
     },
     Case {
+        // RUN on a scratch image: there is no shell to run it with.
         name: "run",
         lines: &[3],
-        says: &["RUN", "not supported"],
+        says: &[
+            "RUN",
+            "/bin/sh: not found in the image; set SHELL or use exec form",
+        ],
     },
     Case {
         // A registry nobody listens on: the error names the image and the address.

@@ -13,3 +13,4 @@ mod multistage;
 mod outputs;
 mod parse;
 mod reproducible;
+mod run;

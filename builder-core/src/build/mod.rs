@@ -9,6 +9,7 @@
 
 mod base;
 mod push;
+mod run;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use crate::context::{BuildContext, ContextError};
 use crate::diag::{Location, SourceFile};
 use crate::dockerfile::{self, ParseError};
 use crate::exec::fs::FsTree;
+use crate::exec::sandbox::{BindMount, Isolation, SandboxError, detect_isolation};
 use crate::exec::{self, ArchiveExtractor, ExecError, StepEnv};
 use crate::export::{self, ExportError, Output};
 use crate::layer::{self, LayerError, LayerOptions};
@@ -54,6 +56,13 @@ pub struct BuildOptions {
     pub registry: ClientOptions,
     /// Push the image to every tag after building it.
     pub push: bool,
+    /// How RUN steps are isolated; detected (namespaces where the kernel allows) when `None`.
+    pub isolation: Option<Isolation>,
+    /// Host paths mounted into every RUN step (`--volume HOST:CTR[:ro]`); never in a layer.
+    pub volumes: Vec<BindMount>,
+    /// Where unpacked layers are kept between builds (`~/.cache/kiln/layers`), so a base image
+    /// is unpacked once per machine.
+    pub layers_dir: PathBuf,
 }
 
 impl BuildOptions {
@@ -69,6 +78,12 @@ impl BuildOptions {
             source_date_epoch: None,
             registry: ClientOptions::default(),
             push: false,
+            isolation: None,
+            volumes: Vec::new(),
+            layers_dir: dirs::cache_dir()
+                .unwrap_or_else(std::env::temp_dir)
+                .join("kiln")
+                .join("layers"),
         }
     }
 }
@@ -118,6 +133,13 @@ pub enum BuildEvent {
     },
     /// A tag was pushed; docker's line: `latest: digest: sha256:… size: 528`.
     Pushed(String),
+    /// A line a RUN step printed (stdout and stderr together).
+    RunOutput {
+        /// The step's number, as in `StepStarted`.
+        number: usize,
+        /// The line, without its newline.
+        line: String,
+    },
 }
 
 /// Receives [`BuildEvent`]s, to show progress. The CLI prints them; a library user may ignore
@@ -245,6 +267,28 @@ pub enum BuildError {
     /// A `-t` name carries a digest, which a build cannot promise to produce.
     #[error("refusing to create a tag with a digest reference: `{0}`")]
     DigestTag(Reference),
+    /// A RUN command exited with a non-zero code.
+    #[error("RUN at {location} exited with code {code}")]
+    RunFailed {
+        /// Where.
+        location: Location,
+        /// The exit code (128 + N when killed by signal N).
+        code: i32,
+        /// The last lines it printed.
+        last_lines: Vec<String>,
+    },
+    /// A RUN step could not be started or captured.
+    #[error("RUN at {location} could not run")]
+    Sandbox {
+        /// Where.
+        location: Location,
+        /// Why.
+        #[source]
+        source: SandboxError,
+    },
+    /// A layer could not be unpacked for a RUN step.
+    #[error("failed to unpack a layer for RUN")]
+    Unpack(#[from] LayerError),
     /// A registry could not be used (pull or push).
     #[error(transparent)]
     Registry(Box<registry::Error>),
@@ -280,6 +324,8 @@ impl BuildError {
             BuildError::Parse(e) => e.location(),
             BuildError::Plan(e) => e.location(),
             BuildError::Step { location, .. }
+            | BuildError::RunFailed { location, .. }
+            | BuildError::Sandbox { location, .. }
             | BuildError::Unsupported { location, .. }
             | BuildError::Layer { location, .. } => Some(location),
             _ => None,
@@ -409,6 +455,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
     let mut trees: BTreeMap<usize, FsTree> = BTreeMap::new();
     let mut image_trees: BTreeMap<String, FsTree> = BTreeMap::new();
     let mut steps = Vec::new();
+    let mut runner: Option<run::Runner<'_>> = None;
 
     for index in &plan.order {
         let stage = &plan.stages[index];
@@ -460,14 +507,19 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                     let tree = result.tree(&store, scratch.path())?;
                     Some(exec::copy::copy(op, tree, &env).map_err(step_err)?)
                 }
-                Op::Run(_) => {
-                    return Err(BuildError::Unsupported {
-                        message: format!(
-                            "RUN at {} is not supported yet: this version of kiln builds images from COPY, ADD and metadata instructions only",
-                            step.location
-                        ),
-                        location: step.location.clone(),
+                Op::Run(op) => {
+                    let runner = runner.get_or_insert_with(|| run::Runner {
+                        store: &store,
+                        unpacked: layer::UnpackedLayers::new(&options.layers_dir),
+                        isolation: options.isolation.unwrap_or_else(detect_isolation),
+                        volumes: &options.volumes,
+                        scratch: scratch.path(),
+                        chroots: BTreeMap::new(),
+                        steps: 0,
                     });
+                    let entries =
+                        runner.run(*index, op, &mut result, &step.location, number, reporter)?;
+                    Some(entries)
                 }
             };
             let layer = match entries {

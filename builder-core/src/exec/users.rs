@@ -97,6 +97,105 @@ fn numeric_id(s: &str) -> Option<u32> {
     s.parse().ok()
 }
 
+/// Who a RUN step runs as: ids, supplementary groups and home directory, as runc resolves
+/// `USER` against the image's `/etc/passwd` and `/etc/group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunUser {
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Supplementary groups (those listing the user by name in `/etc/group`).
+    pub groups: Vec<u32>,
+    /// `HOME`, from `/etc/passwd` (`/` when the user has no entry).
+    pub home: String,
+}
+
+/// Resolves the `USER` in effect (`None` = root) for a RUN step. A name must exist in
+/// `/etc/passwd`; a numeric uid need not (then its group is 0 and its home `/`), as with runc.
+pub fn resolve_run_user(user: Option<&str>, tree: &FsTree) -> Result<RunUser, UserError> {
+    let spec = user.unwrap_or("0");
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    if user.is_empty() || group.is_some_and(str::is_empty) {
+        return Err(UserError::Invalid(spec.to_string()));
+    }
+    let passwd = tree
+        .read_small_file("/etc/passwd")
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let entry = passwd
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            let uid = f.get(2)?.trim().parse::<u32>().ok()?;
+            let matches = match user.parse::<u32>() {
+                Ok(n) => uid == n,
+                Err(_) => f.first() == Some(&user),
+            };
+            matches.then(|| {
+                let gid = f
+                    .get(3)
+                    .and_then(|g| g.trim().parse::<u32>().ok())
+                    .unwrap_or(0);
+                let home = f
+                    .get(5)
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or(&"/")
+                    .to_string();
+                (f[0].to_string(), uid, gid, home)
+            })
+        });
+    let (name, uid, primary, home) = match (entry, user.parse::<u32>()) {
+        (Some(e), _) => e,
+        (None, Ok(uid)) => (String::new(), uid, 0, "/".to_string()),
+        (None, Err(_)) => {
+            return Err(UserError::Unknown {
+                kind: "user",
+                name: user.to_string(),
+                file: "/etc/passwd",
+            });
+        }
+    };
+    let gid = match group {
+        None => primary,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => lookup(tree, "/etc/group", "group", g)?.0,
+        },
+    };
+    let mut groups = Vec::new();
+    if group.is_none() && !name.is_empty() {
+        let db = tree
+            .read_small_file("/etc/group")
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        for line in db.lines().filter(|l| !l.starts_with('#')) {
+            let f: Vec<&str> = line.split(':').collect();
+            let listed = f
+                .get(3)
+                .is_some_and(|m| m.split(',').any(|u| u.trim() == name));
+            if let (true, Some(id)) = (
+                listed,
+                f.get(2).and_then(|id| id.trim().parse::<u32>().ok()),
+            ) && id != gid
+                && !groups.contains(&id)
+            {
+                groups.push(id);
+            }
+        }
+    }
+    Ok(RunUser {
+        uid,
+        gid,
+        groups,
+        home,
+    })
+}
+
 /// Finds `name` in a colon-separated database (field 0 the name, field 2 the id, field 3 the
 /// primary group in `/etc/passwd`).
 fn lookup(
@@ -149,9 +248,32 @@ mod tests {
                 "etc/passwd",
                 "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
             ),
-            f("etc/group", "root:x:0:\nstaff:x:50:\n"),
+            f("etc/group", "root:x:0:\nstaff:x:50:app,other\n"),
         ]);
         t
+    }
+
+    #[test]
+    fn run_users_resolve_as_runc_does() {
+        let t = tree();
+        let root = resolve_run_user(None, &t).unwrap();
+        assert_eq!((root.uid, root.gid, root.home.as_str()), (0, 0, "/root"));
+        let app = resolve_run_user(Some("app"), &t).unwrap();
+        assert_eq!(
+            (app.uid, app.gid, app.home.as_str()),
+            (1000, 1001, "/home/app")
+        );
+        assert_eq!(
+            app.groups,
+            [50],
+            "supplementary groups list the user by name"
+        );
+        let num = resolve_run_user(Some("4242"), &t).unwrap();
+        assert_eq!((num.uid, num.gid, num.home.as_str()), (4242, 0, "/"));
+        let both = resolve_run_user(Some("app:staff"), &t).unwrap();
+        assert_eq!((both.uid, both.gid), (1000, 50));
+        let e = resolve_run_user(Some("ghost"), &t).unwrap_err().to_string();
+        assert_eq!(e, "no user named `ghost` in the image's `/etc/passwd`");
     }
 
     #[test]

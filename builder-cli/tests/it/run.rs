@@ -1,0 +1,239 @@
+//! RUN: steps run isolated over the stage's layers, their changes become a layer, and both
+//! isolations give the same image; failures say which line and show the command's output; no
+//! mount or temporary directory outlives the build.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::args;
+use crate::common::{Sandbox, manifest_and_config, run, tool, unpack};
+
+/// The offline busybox base (`scripts/registry/busybox-layout.sh`), copied into the sandbox's
+/// store as `busybox:latest` so `FROM busybox:latest` resolves locally.
+fn with_busybox(sb: &Sandbox) {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/registry/busybox-layout.sh");
+    let out = run(Command::new("bash").arg(&script)).success();
+    let layout = out.stdout.trim();
+    tool(
+        "skopeo",
+        args![
+            "copy",
+            "--quiet",
+            format!("oci:{layout}:busybox:latest"),
+            format!("oci:{}:busybox:latest", sb.store().display())
+        ],
+    );
+}
+
+fn context(sb: &Sandbox, dockerfile: &str) -> PathBuf {
+    let ctx = sb.path("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    ctx
+}
+
+const STEPS: &str = "FROM busybox:latest
+RUN echo hello > /hello.txt && rm /bin/true && mkdir -p /data && ln -s /data /d \\
+    && ln /hello.txt /hl && chmod u+s /hello.txt && rm -rf /home && ln -s /tmp /home
+USER app
+WORKDIR /work
+RUN id -u > uid && echo \"$HOME\" > home
+";
+
+#[test]
+fn namespace_and_chroot_give_the_same_image() {
+    let sb = Sandbox::new();
+    with_busybox(&sb);
+    let ctx = context(&sb, STEPS);
+    let mut digests = Vec::new();
+    for isolation in ["namespace", "chroot"] {
+        let out = sb.path(isolation);
+        let built = sb
+            .build(args![
+                "-q",
+                "--isolation",
+                isolation,
+                "--cache-dir",
+                sb.path("cache"),
+                "--source-date-epoch",
+                "1700000000",
+                "-t",
+                "run:1",
+                "--output",
+                format!("type=oci,dest={}", out.display()),
+                &ctx
+            ])
+            .success();
+        digests.push(built.digest());
+    }
+    assert_eq!(
+        digests[0], digests[1],
+        "same steps, same image, whatever the isolation"
+    );
+
+    let (manifest, config) = manifest_and_config(&sb.path("namespace"), "run:1");
+    assert_eq!(
+        manifest["layers"].as_array().unwrap().len(),
+        4,
+        "base + RUN + WORKDIR + RUN"
+    );
+    assert_eq!(config["config"]["User"], "app");
+    let root = unpack(&sb.path("namespace"), "run:1", &sb.path("bundle"));
+    assert_eq!(
+        fs::read_to_string(root.join("hello.txt")).unwrap(),
+        "hello\n"
+    );
+    assert!(
+        !root.join("bin/true").exists(),
+        "the deletion is a whiteout"
+    );
+    assert_eq!(fs::read_link(root.join("d")).unwrap(), Path::new("/data"));
+    assert_eq!(
+        fs::read_link(root.join("home")).unwrap(),
+        Path::new("/tmp"),
+        "dir replaced by a symlink"
+    );
+    use std::os::unix::fs::MetadataExt;
+    let hello = fs::metadata(root.join("hello.txt")).unwrap();
+    assert_eq!(hello.mode() & 0o4000, 0o4000, "setuid kept");
+    assert_eq!(
+        hello.ino(),
+        fs::metadata(root.join("hl")).unwrap().ino(),
+        "hard link kept"
+    );
+    assert_eq!(fs::read_to_string(root.join("work/uid")).unwrap(), "1000\n");
+    assert_eq!(
+        fs::read_to_string(root.join("work/home")).unwrap(),
+        "/home/app\n"
+    );
+    for leaked in ["proc/self", "etc/resolv.conf", "etc/hosts"] {
+        assert!(
+            !root.join(leaked).exists(),
+            "{leaked} must not reach a layer"
+        );
+    }
+}
+
+#[test]
+fn a_failing_step_names_its_line_and_shows_its_output() {
+    let sb = Sandbox::new();
+    with_busybox(&sb);
+    let ctx = context(
+        &sb,
+        "FROM busybox:latest\nRUN echo first line && echo second line && exit 3\n",
+    );
+    let failed = sb
+        .build(args!["--cache-dir", sb.path("cache"), "-t", "bad:1", &ctx])
+        .code(1);
+    assert!(
+        failed
+            .stderr
+            .contains("RUN at ctx/Dockerfile:2 exited with code 3")
+            || failed.stderr.contains("Dockerfile:2 exited with code 3"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed
+            .stderr
+            .contains("  last output:\n    first line\n    second line\n"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains(" 2 | RUN echo first line"),
+        "{}",
+        failed.stderr
+    );
+    let index = fs::read_to_string(sb.store().join("index.json")).unwrap();
+    assert!(!index.contains("bad:1"), "no image stored: {index}");
+}
+
+#[test]
+fn missing_users_and_shells_are_clear_errors() {
+    let sb = Sandbox::new();
+    with_busybox(&sb);
+    let ctx = context(&sb, "FROM busybox:latest\nUSER ghost\nRUN true\n");
+    let failed = sb
+        .build(args!["--cache-dir", sb.path("cache"), &ctx])
+        .code(1);
+    assert!(
+        failed.stderr.contains("no user named `ghost`"),
+        "{}",
+        failed.stderr
+    );
+
+    fs::write(sb.path("ctx/file"), "x").unwrap();
+    fs::write(
+        sb.path("ctx/Dockerfile"),
+        "FROM scratch\nCOPY file /\nRUN echo hi\n",
+    )
+    .unwrap();
+    let failed = sb
+        .build(args!["--cache-dir", sb.path("cache"), sb.path("ctx")])
+        .code(1);
+    assert!(
+        failed
+            .stderr
+            .contains("/bin/sh: not found in the image; set SHELL or use exec form"),
+        "{}",
+        failed.stderr
+    );
+}
+
+#[test]
+fn volumes_reach_steps_but_never_layers_and_nothing_is_left_behind() {
+    let sb = Sandbox::new();
+    with_busybox(&sb);
+    let host = sb.path("ca");
+    fs::create_dir_all(&host).unwrap();
+    fs::write(host.join("bundle.crt"), "host CA bundle\n").unwrap();
+    let ctx = context(
+        &sb,
+        "FROM busybox:latest\nRUN cat /etc/ssl/certs/bundle.crt > /seen && (touch /etc/ssl/certs/x 2>/dev/null && echo writable || echo read-only) >> /seen\n",
+    );
+    let tmp = sb.path("tmp");
+    fs::create_dir_all(&tmp).unwrap();
+    let mut cmd = sb.kiln();
+    cmd.env("TMPDIR", &tmp).args(args![
+        "build",
+        "--store",
+        sb.store(),
+        "--cache-dir",
+        sb.path("cache"),
+        "-t",
+        "vol:1",
+        "--volume",
+        format!("{}:/etc/ssl/certs:ro", host.display()),
+        "--output",
+        format!("type=oci,dest={}", sb.path("out").display()),
+        &ctx
+    ]);
+    run(&mut cmd).success();
+    let root = unpack(&sb.path("out"), "vol:1", &sb.path("bundle"));
+    assert_eq!(
+        fs::read_to_string(root.join("seen")).unwrap(),
+        "host CA bundle\nread-only\n"
+    );
+    assert!(
+        !root.join("etc/ssl/certs/bundle.crt").exists(),
+        "the volume is not in the layer"
+    );
+    assert!(
+        !root.join("etc/ssl").exists(),
+        "nor the mount point kiln had to create"
+    );
+    let left: Vec<_> = fs::read_dir(&tmp).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "temporary directories left behind: {left:?}"
+    );
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(&tmp.display().to_string()), "{mounts}");
+    assert!(
+        !mounts.contains(&sb.path("cache").display().to_string()),
+        "{mounts}"
+    );
+}

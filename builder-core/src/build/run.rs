@@ -1,0 +1,179 @@
+//! RUN: give the step a root made of the stage's layers, run it in the sandbox, and return what
+//! it changed as layer entries.
+//!
+//! With namespace isolation the root is an overlay of each layer unpacked once per machine
+//! ([`UnpackedLayers`], keyed by diff_id) under a fresh upper dir, so a base image is unpacked
+//! once, not once per build, and capturing a step costs what the step changed. With chroot
+//! isolation each stage keeps one rootfs directory, brought up to date with the stage's layers
+//! before each step, and the step's change is found by comparing against a snapshot.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{BuildError, BuildEvent, Reporter, StageResult};
+use crate::diag::Location;
+use crate::exec::ExecError;
+use crate::exec::sandbox::{
+    self, BindMount, Isolation, Network, OutputLine, Rootfs, RunSpec, Snapshot,
+};
+use crate::exec::users::resolve_run_user;
+use crate::layer::{ArchiveFormat, UnpackedLayers, WhiteoutFormat, unpack_layer};
+use crate::oci::media::is_gzip_layer;
+use crate::oci::{Entry, OciLayout};
+use crate::plan::RunOp;
+
+/// What RUN steps share during one build.
+pub(super) struct Runner<'a> {
+    pub(super) store: &'a OciLayout,
+    pub(super) unpacked: UnpackedLayers,
+    pub(super) isolation: Isolation,
+    pub(super) volumes: &'a [BindMount],
+    pub(super) scratch: &'a Path,
+    /// Chroot isolation: each stage's rootfs and how many of its layers it holds.
+    pub(super) chroots: BTreeMap<usize, (PathBuf, usize)>,
+    pub(super) steps: usize,
+}
+
+fn format_of(media_type: &str) -> ArchiveFormat {
+    if is_gzip_layer(media_type) {
+        ArchiveFormat::Gzip
+    } else {
+        ArchiveFormat::Tar
+    }
+}
+
+impl Runner<'_> {
+    /// Runs `op` on top of `result`'s layers; returns the step's layer entries.
+    pub(super) fn run(
+        &mut self,
+        stage: usize,
+        op: &RunOp,
+        result: &mut StageResult,
+        location: &Location,
+        number: usize,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<Entry>, BuildError> {
+        self.steps += 1;
+        if !op.mounts.is_empty() {
+            return Err(BuildError::Unsupported {
+                message: format!(
+                    "RUN --mount at {location} is not supported yet (cache, secret and bind mounts come later)"
+                ),
+                location: location.clone(),
+            });
+        }
+        if let Some(base) = &result.remote_base {
+            base.fetch_layers_blocking()?;
+        }
+        let step_err = |source: ExecError| BuildError::Step {
+            keyword: "RUN".to_string(),
+            location: location.clone(),
+            source,
+        };
+        let tree = result.tree(self.store, self.scratch)?;
+        let user =
+            resolve_run_user(op.user.as_deref(), tree).map_err(|e| step_err(ExecError::User(e)))?;
+        let mut env = op.env.clone();
+        if !env.iter().any(|(k, _)| k == "HOME") {
+            env.push(("HOME".to_string(), user.home.clone()));
+        }
+        let network = match op.network.as_deref() {
+            None | Some("default") | Some("host") => Network::Host,
+            Some("none") => Network::None,
+            Some(other) => {
+                return Err(BuildError::Unsupported {
+                    message: format!("RUN --network={other} is not supported; use host or none"),
+                    location: location.clone(),
+                });
+            }
+        };
+        let spec = RunSpec {
+            args: op.args.clone(),
+            env,
+            cwd: op.workdir.clone(),
+            uid: user.uid,
+            gid: user.gid,
+            additional_gids: user.groups.clone(),
+            network,
+            mounts: self.volumes.to_vec(),
+            hostname: "kiln".to_string(),
+        };
+        let mut output = |line: OutputLine| {
+            reporter.report(BuildEvent::RunOutput {
+                number,
+                line: line.text,
+            });
+        };
+        let sandbox_err = |source| BuildError::Sandbox {
+            location: location.clone(),
+            source,
+        };
+        let (outcome, entries) = match self.isolation {
+            Isolation::Namespace => {
+                let mut lowers = Vec::new();
+                for layer in &result.layers {
+                    let blob = self.store.blob_path(&layer.digest);
+                    let whiteouts = WhiteoutFormat::Overlay {
+                        user_xattr: !rustix::process::geteuid().is_root(),
+                    };
+                    lowers.push(self.unpacked.ensure(layer, &blob, whiteouts)?);
+                }
+                let dir = self.scratch.join(format!("run-{}", self.steps));
+                let (upper, work) = (dir.join("upper"), dir.join("work"));
+                for d in [&upper, &work] {
+                    std::fs::create_dir_all(d).map_err(BuildError::Scratch)?;
+                }
+                let rootfs = Rootfs::Overlay {
+                    lowers,
+                    upper: upper.clone(),
+                    work,
+                };
+                let outcome = sandbox::run(&spec, &rootfs, self.isolation, &mut output)
+                    .map_err(sandbox_err)?;
+                let entries = if outcome.exit_code == 0 {
+                    sandbox::upper_to_entries(&upper).map_err(sandbox_err)?
+                } else {
+                    Vec::new()
+                };
+                (outcome, entries)
+            }
+            Isolation::Chroot => {
+                let (dir, applied) = self
+                    .chroots
+                    .entry(stage)
+                    .or_insert_with(|| (self.scratch.join(format!("rootfs-{stage}")), 0))
+                    .clone();
+                std::fs::create_dir_all(&dir).map_err(BuildError::Scratch)?;
+                for layer in &result.layers[applied..] {
+                    let blob = self.store.blob_path(&layer.digest);
+                    unpack_layer(
+                        &blob,
+                        format_of(&layer.media_type),
+                        &dir,
+                        WhiteoutFormat::Apply,
+                    )?;
+                }
+                let snapshot = Snapshot::take(&dir).map_err(sandbox_err)?;
+                let rootfs = Rootfs::Chroot { dir: dir.clone() };
+                let outcome = sandbox::run(&spec, &rootfs, self.isolation, &mut output)
+                    .map_err(sandbox_err)?;
+                let entries = if outcome.exit_code == 0 {
+                    snapshot.diff(&dir).map_err(sandbox_err)?
+                } else {
+                    Vec::new()
+                };
+                // The rootfs now holds this step's change too.
+                self.chroots.insert(stage, (dir, result.layers.len() + 1));
+                (outcome, entries)
+            }
+        };
+        if outcome.exit_code != 0 {
+            return Err(BuildError::RunFailed {
+                location: location.clone(),
+                code: outcome.exit_code,
+                last_lines: outcome.last_lines,
+            });
+        }
+        Ok(entries)
+    }
+}
