@@ -137,10 +137,10 @@ fn a_base_in_neither_the_store_nor_a_reachable_registry_is_a_clear_error() {
         source = s.source();
     }
     assert!(
-        text.contains("failed to resolve base image `nothere:1`"),
+        text.contains("failed to resolve base image `127.0.0.1:1/nothere:1`"),
         "{text}"
     );
-    assert!(text.contains("not in the local store"), "{text}");
+    assert!(text.contains("failed to reach `127.0.0.1:1`"), "{text}");
     assert_eq!(err.location().map(|l| l.start_line), Some(1));
     let mut buf = String::new();
     fs::File::open(tmp.path().join("store/index.json"))
