@@ -29,10 +29,10 @@ macro_rules! tests {
 
 fn main() {
     run_helper_if_requested();
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filter: Vec<String> = args.iter().filter(|a| !a.starts_with('-')).cloned().collect();
+    // `--exact` (as cargo test and nextest pass it) matches whole names only.
+    let exact = args.iter().any(|a| a == "--exact");
     let tests: &[(&str, fn())] = tests![
         detects_namespace_isolation,
         layer_of_create_delete_links_setuid,
@@ -57,10 +57,23 @@ fn main() {
         println!("sandbox_run: skipped (not root, and no user namespaces here)");
         return;
     };
+    // `--list` (cargo-nextest's discovery): one `name: test` line per test, and no ignored tests.
+    if args.iter().any(|a| a == "--list") {
+        if !args.iter().any(|a| a == "--ignored") {
+            for (name, _) in tests {
+                println!("{name}: test");
+            }
+        }
+        return;
+    }
     let mut failed = Vec::new();
     let mut ran = 0;
     for (name, test) in tests {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+        let selected = filter.is_empty()
+            || filter
+                .iter()
+                .any(|f| if exact { name == f } else { name.contains(f.as_str()) });
+        if !selected {
             continue;
         }
         ran += 1;
