@@ -30,7 +30,11 @@ macro_rules! tests {
 fn main() {
     run_helper_if_requested();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let filter: Vec<String> = args.iter().filter(|a| !a.starts_with('-')).cloned().collect();
+    let filter: Vec<String> = args
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .cloned()
+        .collect();
     // `--exact` (as cargo test and nextest pass it) matches whole names only.
     let exact = args.iter().any(|a| a == "--exact");
     let tests: &[(&str, fn())] = tests![
@@ -70,9 +74,13 @@ fn main() {
     let mut ran = 0;
     for (name, test) in tests {
         let selected = filter.is_empty()
-            || filter
-                .iter()
-                .any(|f| if exact { name == f } else { name.contains(f.as_str()) });
+            || filter.iter().any(|f| {
+                if exact {
+                    name == f
+                } else {
+                    name.contains(f.as_str())
+                }
+            });
         if !selected {
             continue;
         }

@@ -5,6 +5,8 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod common;
+#[path = "../../../builder-core/tests/support/mod.rs"]
+mod support;
 
 mod context;
 mod errors;
@@ -12,5 +14,6 @@ mod images;
 mod multistage;
 mod outputs;
 mod parse;
+mod registry;
 mod reproducible;
 mod run;

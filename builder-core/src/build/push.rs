@@ -91,18 +91,22 @@ pub fn push(
     registry: &ClientOptions,
     reporter: &dyn Reporter,
 ) -> Result<PushReport, BuildError> {
-    let store = OciLayout::open(store_dir)?;
     let wanted = source.familiar();
+    let not_in_store = || BuildError::NotInStore {
+        name: wanted.clone(),
+        store: store_dir.to_path_buf(),
+    };
+    if !store_dir.exists() {
+        return Err(not_in_store());
+    }
+    let store = OciLayout::open(store_dir)?;
     let image = store
         .named_manifests()?
         .into_iter()
         .find(|(name, _)| name.as_deref() == Some(wanted.as_str()))
         .and_then(|(_, d)| from_oci_digest(d.digest()).ok())
         .map(|digest| LayoutImage::new(store.clone(), digest))
-        .ok_or_else(|| BuildError::NotInStore {
-            name: wanted,
-            store: store_dir.to_path_buf(),
-        })?;
+        .ok_or_else(not_in_store)?;
     let client = BlockingClient::new(registry.clone()).map_err(BuildError::from)?;
     push_with(&client, &image, destinations, Vec::new(), reporter)
 }

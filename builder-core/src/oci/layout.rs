@@ -44,6 +44,9 @@ pub enum LayoutError {
     /// The directory exists, has other files in it, and is not an OCI layout.
     #[error("`{0}` exists and is not an OCI image layout; choose an empty or new directory")]
     NotALayout(PathBuf),
+    /// There is nothing at the layout's path.
+    #[error("there is no OCI image layout at `{0}`")]
+    Missing(PathBuf),
     /// A blob was missing.
     #[error("blob `{digest}` is missing from `{layout}`")]
     MissingBlob {
@@ -124,6 +127,9 @@ impl OciLayout {
     pub fn open(root: impl Into<PathBuf>) -> Result<OciLayout> {
         let root = root.into();
         let marker = root.join("oci-layout");
+        if !root.exists() {
+            return Err(LayoutError::Missing(root));
+        }
         if !marker.is_file() {
             return Err(LayoutError::NotALayout(root));
         }
