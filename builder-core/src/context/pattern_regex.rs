@@ -91,9 +91,11 @@ impl PatternTest {
             }
             // The path is the longest of the candidates and starts with all of them.
             PatternTest::Prefix(prefix) => path.starts_with(prefix.as_str()),
-            PatternTest::Suffix(_) => {
-                self.matches(path) || prefixes().any(|prefix| self.matches(prefix))
-            }
+            PatternTest::Suffix(suffix) => match suffix.strip_prefix('/') {
+                // A candidate ending with `/name`, or equal to `name`: `name` as whole components.
+                Some(name) => occurs_ending_at_slash(path, name, true),
+                None => occurs_ending_at_slash(path, suffix, false),
+            },
             PatternTest::Regex {
                 or_parent: Some(regex),
                 ..
@@ -104,6 +106,19 @@ impl PatternTest {
             } => own.is_match(path) || prefixes().any(|prefix| own.is_match(prefix)),
         }
     }
+}
+
+/// Whether `needle` occurs in `path` ending at its end or just before a `/` (that is, some prefix
+/// of `path` that ends before a `/`, or `path` itself, ends with it), and, if `from_slash`, also
+/// starting at its start or just after a `/`.
+fn occurs_ending_at_slash(path: &str, needle: &str, from_slash: bool) -> bool {
+    let (path, needle) = (path.as_bytes(), needle.as_bytes());
+    (needle.len()..=path.len())
+        .filter(|&end| end == path.len() || path[end] == b'/')
+        .any(|end| {
+            let start = end - needle.len();
+            &path[start..end] == needle && (!from_slash || start == 0 || path[start - 1] == b'/')
+        })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -507,7 +522,7 @@ mod tests {
         let patterns = [
             "a", "a/b", "a/**", "**", "**/b", "**b", "b/**/c", "*.md", "**/*.md", "a/*/c", "a?",
             "[ab]/c", "a\\*", "a\\b", "a\\B", "a\\z", "\\Aa", "a/b**", "**/a/**", ".env*", "a[^/]",
-            "a\\d", "a/b\\", "[?]", "\\$", "a$b",
+            "a\\d", "a/b\\", "[?]", "\\$", "a$b", "**/a/b", "**/r.md", "**.md", "**/é", "**/b/",
         ];
         let paths = [
             "a",
@@ -545,6 +560,19 @@ mod tests {
             "a\\b",
             "a1/\n",
             "r.md/x\ny",
+            "a/b/b",
+            "bb",
+            "xb/y",
+            "x/ab",
+            "x/a/bc",
+            "a/b/a/b",
+            "é",
+            "xé/y",
+            "x/é/y",
+            "x/r.md/y",
+            "r.mdx",
+            ".md",
+            "b/",
         ];
         for pattern in patterns {
             let Some(test) = PatternTest::compile(pattern) else {
