@@ -33,14 +33,27 @@ pub(crate) enum PatternTest {
     /// starts with `/`, equal the rest.
     Suffix(String),
     /// Anything with wildcards, classes or escapes.
-    Regex {
-        /// The pattern's own expression, anchored at both ends.
-        own: Regex,
-        /// The same followed by an optional `/…`, when no assertion (`\b`, `\z`, …) makes
-        /// what follows the pattern matter.
-        or_parent: Option<Regex>,
-    },
+    Regex(RegexTest),
 }
+
+/// A pattern that needs a regular expression, with the literal text around its first and last
+/// wildcard checked first: most paths fail those cheap checks and never reach the expression.
+#[derive(Debug, Clone)]
+pub(crate) struct RegexTest {
+    /// The pattern's own expression, anchored at both ends.
+    own: Regex,
+    /// The same followed by an optional `/…`, when no assertion (`\b`, `\z`, …) makes what
+    /// follows the pattern matter.
+    or_parent: Option<Regex>,
+    /// The text before the first character that is not literal: every match starts with it.
+    starts_with: String,
+    /// The text after the last character that is not literal: every match ends with it.
+    ends_with: String,
+}
+
+/// Pattern characters after which the expression may not be literal text: wildcards, classes,
+/// escapes, and `^`, which Docker leaves as an anchor.
+const NOT_LITERAL: &[char] = &['*', '?', '[', ']', '\\', '^'];
 
 /// What the expression for "the pattern or a directory it names" ends with, instead of `$`.
 const OR_BELOW: &str = "(?:/(?s:.*))?$";
@@ -60,7 +73,19 @@ impl PatternTest {
                     Some(body) => Some(Regex::new(&format!("{body}{OR_BELOW}")).ok()?),
                     None => None,
                 };
-                PatternTest::Regex { own, or_parent }
+                let prefix_end = pattern.find(NOT_LITERAL).unwrap_or(pattern.len());
+                // What follows an escape (`\d`, `\x41`) may belong to it.
+                let suffix_start = match pattern.rfind(NOT_LITERAL) {
+                    Some(index) if pattern[index..].starts_with('\\') => pattern.len(),
+                    Some(index) => index + 1,
+                    None => 0,
+                };
+                PatternTest::Regex(RegexTest {
+                    own,
+                    or_parent,
+                    starts_with: pattern[..prefix_end].to_owned(),
+                    ends_with: pattern[suffix_start.max(prefix_end)..].to_owned(),
+                })
             }
         })
     }
@@ -74,7 +99,11 @@ impl PatternTest {
                 path.ends_with(suffix.as_str())
                     || suffix.strip_prefix('/').is_some_and(|rest| path == rest)
             }
-            PatternTest::Regex { own, .. } => own.is_match(path),
+            PatternTest::Regex(test) => {
+                path.starts_with(test.starts_with.as_str())
+                    && path.ends_with(test.ends_with.as_str())
+                    && test.own.is_match(path)
+            }
         }
     }
 
@@ -96,14 +125,15 @@ impl PatternTest {
                 Some(name) => occurs_ending_at_slash(path, name, true),
                 None => occurs_ending_at_slash(path, suffix, false),
             },
-            PatternTest::Regex {
-                or_parent: Some(regex),
-                ..
-            } => regex.is_match(path),
-            PatternTest::Regex {
-                own,
-                or_parent: None,
-            } => own.is_match(path) || prefixes().any(|prefix| own.is_match(prefix)),
+            PatternTest::Regex(test) => match &test.or_parent {
+                // The matching candidate is a prefix of the path that ends at a `/` or the end.
+                Some(regex) => {
+                    path.starts_with(test.starts_with.as_str())
+                        && occurs_ending_at_slash(path, &test.ends_with, false)
+                        && regex.is_match(path)
+                }
+                None => self.matches(path) || prefixes().any(|prefix| self.matches(prefix)),
+            },
         }
     }
 }
@@ -474,31 +504,31 @@ mod tests {
         assert!(matches!(test_for("**"), PatternTest::Suffix(s) if s.is_empty()));
         assert!(matches!(
             test_for("**/*.txt"),
-            PatternTest::Regex {
+            PatternTest::Regex(RegexTest {
                 or_parent: Some(_),
                 ..
-            }
+            })
         ));
         assert!(matches!(
             test_for("a\\-b"),
-            PatternTest::Regex {
+            PatternTest::Regex(RegexTest {
                 or_parent: Some(_),
                 ..
-            }
+            })
         ));
         assert!(matches!(
             test_for("a\\z"),
-            PatternTest::Regex {
+            PatternTest::Regex(RegexTest {
                 or_parent: None,
                 ..
-            }
+            })
         ));
         assert!(matches!(
             test_for("a\\b"),
-            PatternTest::Regex {
+            PatternTest::Regex(RegexTest {
                 or_parent: None,
                 ..
-            }
+            })
         ));
     }
 
@@ -523,6 +553,8 @@ mod tests {
             "a", "a/b", "a/**", "**", "**/b", "**b", "b/**/c", "*.md", "**/*.md", "a/*/c", "a?",
             "[ab]/c", "a\\*", "a\\b", "a\\B", "a\\z", "\\Aa", "a/b**", "**/a/**", ".env*", "a[^/]",
             "a\\d", "a/b\\", "[?]", "\\$", "a$b", "**/a/b", "**/r.md", "**.md", "**/é", "**/b/",
+            "^b", "a^b", "^b*", "x*.md", "a*\\", "é*é", "[?]x", "a\\*b", "r*/x", "*b/b", "a/*/b/b",
+            "a\\x41", "a\\101", "*\\d", "a\\d", "\\d", "a\\\\b", "*\\.md",
         ];
         let paths = [
             "a",
@@ -573,12 +605,40 @@ mod tests {
             "r.mdx",
             ".md",
             "b/",
+            "a*b",
+            "a*b/c",
+            "xr.md",
+            "éé",
+            "éxé/y",
+            "[]x",
+            "a^b",
+            "^b",
+            "rx/x",
+            "r/x/y",
+            "bb/b",
+            "a*\\",
+            "a/c/b/b/d",
+            "5",
+            "5/x",
+            "A",
+            "A/x",
+            "aA",
+            "aA/x",
+            "a\\b/c",
+            "x.md/y",
         ];
         for pattern in patterns {
             let Some(test) = PatternTest::compile(pattern) else {
                 continue;
             };
             for path in paths {
+                if let PatternTest::Regex(regex) = &test {
+                    assert_eq!(
+                        test.matches(path),
+                        regex.own.is_match(path),
+                        "literal checks of {pattern:?} on {path:?}"
+                    );
+                }
                 let each_prefix = test.matches(path)
                     || path
                         .match_indices('/')
