@@ -74,8 +74,9 @@ fn is_clean(path: &str) -> bool {
         return path == "/";
     }
     relative
-        .split('/')
-        .all(|element| !matches!(element, "" | "." | ".."))
+        .as_bytes()
+        .split(|&byte| byte == b'/')
+        .all(|element| !matches!(element, b"" | b"." | b".."))
 }
 
 #[cfg(test)]
