@@ -38,6 +38,7 @@ pub fn clean(path: &str) -> String {
 }
 
 /// The directory part of a cleaned path, as Go's `path.Dir`: `.` when there is no slash.
+#[cfg(test)]
 pub fn dir(path: &str) -> String {
     match path.rfind('/') {
         Some(index) => clean(&path[..=index]),

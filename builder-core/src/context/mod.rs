@@ -14,6 +14,7 @@ mod error;
 mod filepath_match;
 mod filter;
 mod ignorefile;
+mod match_path;
 mod pattern_regex;
 mod patternmatcher;
 mod scoped;

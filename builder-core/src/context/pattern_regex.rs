@@ -11,6 +11,11 @@
 //! expression is first spelled in Go's dialect and then re-read with Go's parsing rules and written
 //! out in the `regex` crate's dialect, which nests classes, treats `&&`/`--`/`~~` inside classes and
 //! `\<`/`\>` outside them as operators, and makes `\d`, `\w`, `\s` and `\b` Unicode-aware.
+//!
+//! Docker also tries every pattern against each parent directory of the path. Those parents are
+//! the prefixes of the path that end just before a `/`, so "the path or one of its parents
+//! matches" is the same as "the path matches the pattern followed by an optional `/…`", and each
+//! test also comes in that form to decide it in one pass over the path.
 
 use std::iter::Peekable;
 use std::str::Chars;
@@ -28,8 +33,30 @@ pub(crate) enum PatternTest {
     /// starts with `/`, equal the rest.
     Suffix(String),
     /// Anything with wildcards, classes or escapes.
-    Regex(Regex),
+    Regex(RegexTest),
 }
+
+/// A pattern that needs a regular expression, with the literal text around its first and last
+/// wildcard checked first: most paths fail those cheap checks and never reach the expression.
+#[derive(Debug, Clone)]
+pub(crate) struct RegexTest {
+    /// The pattern's own expression, anchored at both ends.
+    own: Regex,
+    /// The same followed by an optional `/…`, when no assertion (`\b`, `\z`, …) makes what
+    /// follows the pattern matter.
+    or_parent: Option<Regex>,
+    /// The text before the first character that is not literal: every match starts with it.
+    starts_with: String,
+    /// The text after the last character that is not literal: every match ends with it.
+    ends_with: String,
+}
+
+/// Pattern characters after which the expression may not be literal text: wildcards, classes,
+/// escapes, and `^`, which Docker leaves as an anchor.
+const NOT_LITERAL: &[char] = &['*', '?', '[', ']', '\\', '^'];
+
+/// What the expression for "the pattern or a directory it names" ends with, instead of `$`.
+const OR_BELOW: &str = "(?:/(?s:.*))?$";
 
 impl PatternTest {
     /// Builds the test for `pattern`, or `None` when the regular expression does not compile.
@@ -39,7 +66,27 @@ impl PatternTest {
             Kind::Exact => PatternTest::Exact(pattern.to_owned()),
             Kind::Prefix => PatternTest::Prefix(pattern.strip_suffix("**")?.to_owned()),
             Kind::Suffix => PatternTest::Suffix(pattern.strip_prefix("**")?.to_owned()),
-            Kind::Regex => PatternTest::Regex(Regex::new(&go_to_rust(&go_regex)?).ok()?),
+            Kind::Regex => {
+                let translated = go_to_rust(&go_regex)?;
+                let own = Regex::new(&translated.regex).ok()?;
+                let or_parent = match translated.composable_end() {
+                    Some(body) => Some(Regex::new(&format!("{body}{OR_BELOW}")).ok()?),
+                    None => None,
+                };
+                let prefix_end = pattern.find(NOT_LITERAL).unwrap_or(pattern.len());
+                // What follows an escape (`\d`, `\x41`) may belong to it.
+                let suffix_start = match pattern.rfind(NOT_LITERAL) {
+                    Some(index) if pattern[index..].starts_with('\\') => pattern.len(),
+                    Some(index) => index + 1,
+                    None => 0,
+                };
+                PatternTest::Regex(RegexTest {
+                    own,
+                    or_parent,
+                    starts_with: pattern[..prefix_end].to_owned(),
+                    ends_with: pattern[suffix_start.max(prefix_end)..].to_owned(),
+                })
+            }
         })
     }
 
@@ -52,9 +99,56 @@ impl PatternTest {
                 path.ends_with(suffix.as_str())
                     || suffix.strip_prefix('/').is_some_and(|rest| path == rest)
             }
-            PatternTest::Regex(regex) => regex.is_match(path),
+            PatternTest::Regex(test) => {
+                path.starts_with(test.starts_with.as_str())
+                    && path.ends_with(test.ends_with.as_str())
+                    && test.own.is_match(path)
+            }
         }
     }
+
+    /// Tests a cleaned path and the prefixes of it that end just before a `/`: true when any of
+    /// them matches.
+    pub(crate) fn matches_self_or_prefix(&self, path: &str) -> bool {
+        let prefixes = || path.match_indices('/').map(|(index, _)| &path[..index]);
+        match self {
+            PatternTest::Exact(pattern) => {
+                path == pattern
+                    || path
+                        .strip_prefix(pattern.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+            }
+            // The path is the longest of the candidates and starts with all of them.
+            PatternTest::Prefix(prefix) => path.starts_with(prefix.as_str()),
+            PatternTest::Suffix(suffix) => match suffix.strip_prefix('/') {
+                // A candidate ending with `/name`, or equal to `name`: `name` as whole components.
+                Some(name) => occurs_ending_at_slash(path, name, true),
+                None => occurs_ending_at_slash(path, suffix, false),
+            },
+            PatternTest::Regex(test) => match &test.or_parent {
+                // The matching candidate is a prefix of the path that ends at a `/` or the end.
+                Some(regex) => {
+                    path.starts_with(test.starts_with.as_str())
+                        && occurs_ending_at_slash(path, &test.ends_with, false)
+                        && regex.is_match(path)
+                }
+                None => self.matches(path) || prefixes().any(|prefix| self.matches(prefix)),
+            },
+        }
+    }
+}
+
+/// Whether `needle` occurs in `path` ending at its end or just before a `/` (that is, some prefix
+/// of `path` that ends before a `/`, or `path` itself, ends with it), and, if `from_slash`, also
+/// starting at its start or just after a `/`.
+fn occurs_ending_at_slash(path: &str, needle: &str, from_slash: bool) -> bool {
+    let (path, needle) = (path.as_bytes(), needle.as_bytes());
+    (needle.len()..=path.len())
+        .filter(|&end| end == path.len() || path[end] == b'/')
+        .any(|end| {
+            let start = end - needle.len();
+            &path[start..end] == needle && (!from_slash || start == 0 || path[start - 1] == b'/')
+        })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,20 +217,52 @@ fn classify(pattern: &str) -> (Kind, String) {
     (kind, regex)
 }
 
+/// An expression in the `regex` crate's dialect, and whether its end can be extended.
+struct Translation {
+    regex: String,
+    /// Whether the expression ends with its closing `$` and has no assertion that would look
+    /// past where the pattern ends.
+    composable: bool,
+}
+
+impl Translation {
+    /// The expression without its closing `$`, when something may be appended in its place.
+    fn composable_end(&self) -> Option<&str> {
+        if self.composable {
+            self.regex.strip_suffix('$')
+        } else {
+            None
+        }
+    }
+}
+
 /// Re-reads an expression with Go's RE2 rules and writes the same language for the `regex` crate,
 /// or `None` where Go's compiler would reject it.
-fn go_to_rust(go: &str) -> Option<String> {
+fn go_to_rust(go: &str) -> Option<Translation> {
     let mut out = String::with_capacity(go.len() * 2);
     let mut chars = go.chars().peekable();
+    let mut assertions = false;
+    let mut closing_anchor = false;
     while let Some(c) = chars.next() {
+        closing_anchor = false;
         match c {
-            '\\' => out.push_str(&escape_outside_class(&mut chars)?),
+            '\\' => {
+                assertions |= chars.peek().is_some_and(|next| "bBAz".contains(*next));
+                out.push_str(&escape_outside_class(&mut chars)?);
+            }
             '[' => out.push_str(&class(&mut chars)?),
-            '.' | '*' | '?' | '+' | '(' | ')' | '|' | '^' | '$' => out.push(c),
+            '$' => {
+                closing_anchor = chars.peek().is_none();
+                out.push(c);
+            }
+            '.' | '*' | '?' | '+' | '(' | ')' | '|' | '^' => out.push(c),
             literal => out.push_str(&regex::escape(literal.encode_utf8(&mut [0; 4]))),
         }
     }
-    Some(out)
+    Some(Translation {
+        regex: out,
+        composable: closing_anchor && !assertions,
+    })
 }
 
 /// ASCII Perl classes, as Go defines them (the `regex` crate's are Unicode-aware by default).
@@ -376,7 +502,34 @@ mod tests {
         assert!(matches!(test_for("dir/**"), PatternTest::Prefix(p) if p == "dir/"));
         assert!(matches!(test_for("**/foo"), PatternTest::Suffix(s) if s == "/foo"));
         assert!(matches!(test_for("**"), PatternTest::Suffix(s) if s.is_empty()));
-        assert!(matches!(test_for("**/*.txt"), PatternTest::Regex(_)));
+        assert!(matches!(
+            test_for("**/*.txt"),
+            PatternTest::Regex(RegexTest {
+                or_parent: Some(_),
+                ..
+            })
+        ));
+        assert!(matches!(
+            test_for("a\\-b"),
+            PatternTest::Regex(RegexTest {
+                or_parent: Some(_),
+                ..
+            })
+        ));
+        assert!(matches!(
+            test_for("a\\z"),
+            PatternTest::Regex(RegexTest {
+                or_parent: None,
+                ..
+            })
+        ));
+        assert!(matches!(
+            test_for("a\\b"),
+            PatternTest::Regex(RegexTest {
+                or_parent: None,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -392,6 +545,111 @@ mod tests {
         assert!(test_for("\\d").matches("5"));
         assert!(!test_for("\\d").matches("٣"));
         assert!(test_for("[[:digit:]x]").matches("7"));
+    }
+
+    #[test]
+    fn one_pass_test_agrees_with_testing_each_prefix() {
+        let patterns = [
+            "a", "a/b", "a/**", "**", "**/b", "**b", "b/**/c", "*.md", "**/*.md", "a/*/c", "a?",
+            "[ab]/c", "a\\*", "a\\b", "a\\B", "a\\z", "\\Aa", "a/b**", "**/a/**", ".env*", "a[^/]",
+            "a\\d", "a/b\\", "[?]", "\\$", "a$b", "**/a/b", "**/r.md", "**.md", "**/é", "**/b/",
+            "^b", "a^b", "^b*", "x*.md", "a*\\", "é*é", "[?]x", "a\\*b", "r*/x", "*b/b", "a/*/b/b",
+            "a\\x41", "a\\101", "*\\d", "a\\d", "\\d", "a\\\\b", "*\\.md",
+        ];
+        let paths = [
+            "a",
+            "ab",
+            "a/b",
+            "a/b/c",
+            "x/a",
+            "x/a/b",
+            "b",
+            "x/b",
+            "b/c",
+            "b/x/y/c",
+            "b/c/d",
+            "r.md",
+            "x/r.md",
+            "r.md/x",
+            "a/x/c",
+            "a/x/c/d",
+            "a*",
+            "a*/b",
+            "a\nb",
+            "a\n/b",
+            "x\n/b",
+            "a/\nb",
+            "a1/x",
+            "[]",
+            "[]/x",
+            "$",
+            "$/x",
+            "a$b/c",
+            ".env",
+            ".env.x/y",
+            "/a",
+            "/a/b",
+            "a\\b",
+            "a1/\n",
+            "r.md/x\ny",
+            "a/b/b",
+            "bb",
+            "xb/y",
+            "x/ab",
+            "x/a/bc",
+            "a/b/a/b",
+            "é",
+            "xé/y",
+            "x/é/y",
+            "x/r.md/y",
+            "r.mdx",
+            ".md",
+            "b/",
+            "a*b",
+            "a*b/c",
+            "xr.md",
+            "éé",
+            "éxé/y",
+            "[]x",
+            "a^b",
+            "^b",
+            "rx/x",
+            "r/x/y",
+            "bb/b",
+            "a*\\",
+            "a/c/b/b/d",
+            "5",
+            "5/x",
+            "A",
+            "A/x",
+            "aA",
+            "aA/x",
+            "a\\b/c",
+            "x.md/y",
+        ];
+        for pattern in patterns {
+            let Some(test) = PatternTest::compile(pattern) else {
+                continue;
+            };
+            for path in paths {
+                if let PatternTest::Regex(regex) = &test {
+                    assert_eq!(
+                        test.matches(path),
+                        regex.own.is_match(path),
+                        "literal checks of {pattern:?} on {path:?}"
+                    );
+                }
+                let each_prefix = test.matches(path)
+                    || path
+                        .match_indices('/')
+                        .any(|(index, _)| test.matches(&path[..index]));
+                assert_eq!(
+                    test.matches_self_or_prefix(path),
+                    each_prefix,
+                    "pattern {pattern:?} path {path:?}"
+                );
+            }
+        }
     }
 
     #[test]

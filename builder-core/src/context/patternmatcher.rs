@@ -10,6 +10,7 @@ use thiserror::Error;
 
 use super::cleanpath;
 use super::filepath_match::{BadPattern, FilepathPattern};
+use super::match_path::MatchPath;
 use super::pattern_regex::PatternTest;
 
 /// Why a pattern list was rejected or a pattern could not be evaluated.
@@ -53,16 +54,34 @@ impl Pattern {
         self.exclusion
     }
 
-    fn matches(&self, path: &str) -> Result<bool, BadPattern> {
-        match &self.test {
-            Some(test) => Ok(test.matches(path)),
-            None => Err(BadPattern::new(&self.cleaned)),
-        }
+    fn compiled(&self) -> Result<&PatternTest, BadPattern> {
+        self.test
+            .as_ref()
+            .ok_or_else(|| BadPattern::new(&self.cleaned))
     }
 
-    /// The prefix of `dirs` with as many components as this pattern, when there are enough.
-    fn same_depth_prefix(&self, dirs: &[&str]) -> Option<String> {
-        (self.components <= dirs.len()).then(|| dirs[..self.components].join("/"))
+    /// Whether the path itself matches.
+    fn matches(&self, path: &MatchPath<'_>) -> Result<bool, BadPattern> {
+        Ok(self.compiled()?.matches(path.as_str()))
+    }
+
+    /// Whether the path or one of its parent directories matches.
+    fn matches_self_or_parent(&self, path: &MatchPath<'_>) -> Result<bool, BadPattern> {
+        let test = self.compiled()?;
+        Ok(if path.parents_are_slash_prefixes() {
+            test.matches_self_or_prefix(path.as_str())
+        } else {
+            test.matches(path.as_str()) || path.parents().any(|parent| test.matches(parent))
+        })
+    }
+
+    /// Whether the path or its parent directory with as many components as this pattern matches.
+    fn matches_self_or_same_depth_parent(&self, path: &MatchPath<'_>) -> Result<bool, BadPattern> {
+        let test = self.compiled()?;
+        Ok(test.matches(path.as_str())
+            || path
+                .parent_with_components(self.components)
+                .is_some_and(|parent| test.matches(parent)))
     }
 }
 
@@ -137,43 +156,31 @@ impl PatternMatcher {
     /// Whether `path` (slash-separated, relative to the context) is excluded: it or one of its
     /// parent directories matches, and no later exception re-includes it. `.` is never excluded.
     pub fn matches_or_parent_matches(&self, path: &str) -> Result<bool, PatternError> {
-        self.evaluate(path, |pattern, dirs| {
-            (1..=dirs.len()).any(|depth| pattern.matches(&dirs[..depth].join("/")) == Ok(true))
-        })
+        self.evaluate(path, Pattern::matches_self_or_parent)
     }
 
     /// Docker's deprecated `Matches`: like [`Self::matches_or_parent_matches`] but a pattern is only
     /// tried against the one parent directory with as many components as the pattern.
     pub fn matches(&self, path: &str) -> Result<bool, PatternError> {
-        self.evaluate(path, |pattern, dirs| {
-            pattern
-                .same_depth_prefix(dirs)
-                .is_some_and(|prefix| pattern.matches(&prefix) == Ok(true))
-        })
+        self.evaluate(path, Pattern::matches_self_or_same_depth_parent)
     }
 
+    /// Runs the patterns in order with `test`, skipping those that cannot change the outcome.
     fn evaluate(
         &self,
         path: &str,
-        parent_matches: impl Fn(&Pattern, &[&str]) -> bool,
+        test: impl Fn(&Pattern, &MatchPath<'_>) -> Result<bool, BadPattern>,
     ) -> Result<bool, PatternError> {
-        let file = cleanpath::clean(path);
-        if file == "." {
+        let path = MatchPath::new(path);
+        if path.is_context_root() {
             return Ok(false);
         }
-        let parent = cleanpath::dir(&file);
-        let dirs: Vec<&str> = if parent == "." {
-            Vec::new()
-        } else {
-            parent.split('/').collect()
-        };
         let mut matched = false;
         for pattern in &self.patterns {
             if pattern.exclusion != matched {
                 continue;
             }
-            let hit = pattern.matches(&file)? || parent_matches(pattern, &dirs);
-            if hit {
+            if test(pattern, &path)? {
                 matched = !pattern.exclusion;
             }
         }
@@ -195,8 +202,7 @@ impl PatternMatcher {
                 got: known.len(),
             });
         }
-        let file = cleanpath::clean(path);
-        let parent_path = cleanpath::dir(&file);
+        let path = MatchPath::new(path);
         let mut matched = false;
         let mut info = MatchInfo {
             parent_matched: vec![false; self.patterns.len()],
@@ -207,12 +213,11 @@ impl PatternMatcher {
                 if pattern.exclusion != matched {
                     continue;
                 }
-                hit = pattern.matches(&file)?;
-                if !hit && known.is_empty() && parent_path != "." {
-                    let dirs: Vec<&str> = parent_path.split('/').collect();
-                    hit = (1..=dirs.len())
-                        .any(|depth| pattern.matches(&dirs[..depth].join("/")) == Ok(true));
-                }
+                hit = if known.is_empty() {
+                    pattern.matches_self_or_parent(&path)?
+                } else {
+                    pattern.matches(&path)?
+                };
             }
             info.parent_matched[index] = hit;
             if hit {
