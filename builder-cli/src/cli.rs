@@ -115,12 +115,13 @@ pub struct BuildArgs {
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
     /// Clamp file times and set the creation time to this Unix time, for reproducible images.
+    /// (An empty value, as some CI systems export, means unset.)
     #[arg(
         long = "source-date-epoch",
         env = "SOURCE_DATE_EPOCH",
         value_name = "SECONDS"
     )]
-    pub source_date_epoch: Option<i64>,
+    pub source_date_epoch: Option<String>,
     /// The local image store.
     #[arg(long, env = "KILN_STORE", value_name = "DIR")]
     pub store: Option<PathBuf>,

@@ -18,7 +18,14 @@ fn options(args: &BuildArgs) -> Result<BuildOptions, Failure> {
     let mut options = BuildOptions::new(&args.context);
     options.dockerfile = args.file.clone();
     options.store_dir = args.store.clone().unwrap_or_else(default_store_dir);
-    options.source_date_epoch = args.source_date_epoch;
+    options.source_date_epoch = match args.source_date_epoch.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(s) => Some(s.parse::<i64>().map_err(|_| {
+            Failure::usage(format!(
+                "invalid SOURCE_DATE_EPOCH `{s}`: expected seconds since 1970-01-01"
+            ))
+        })?),
+    };
     options.push = args.push;
     if let Some(dir) = &args.cache_dir {
         options.layers_dir = dir.join("layers");

@@ -237,3 +237,48 @@ fn volumes_reach_steps_but_never_layers_and_nothing_is_left_behind() {
         "{mounts}"
     );
 }
+
+#[test]
+fn heredocs_run_as_scripts_or_feed_the_shell_and_stages_copy_whole() {
+    let sb = Sandbox::new();
+    with_busybox(&sb);
+    let ctx = context(
+        &sb,
+        "FROM busybox:latest AS build
+ENV GREETING=hi
+RUN <<EOF
+echo \"$GREETING from a script\" > /x
+id > /ids
+EOF
+RUN cat <<A > /a && cat <<'B' > /b
+value $GREETING
+A
+literal $GREETING
+B
+
+FROM scratch
+COPY --from=build / /
+",
+    );
+    sb.build(args![
+        "-q",
+        "--cache-dir",
+        sb.path("cache"),
+        "-t",
+        "here:1",
+        "--output",
+        format!("type=oci,dest={}", sb.path("out").display()),
+        &ctx
+    ])
+    .success();
+    let root = unpack(&sb.path("out"), "here:1", &sb.path("bundle"));
+    let read = |p: &str| fs::read_to_string(root.join(p)).unwrap();
+    assert_eq!(read("x"), "hi from a script\n");
+    assert_eq!(read("ids"), "uid=0(root) gid=0(root) groups=0(root)\n");
+    assert_eq!(read("a"), "value hi\n", "an unquoted delimiter expands");
+    assert_eq!(read("b"), "literal $GREETING\n", "a quoted one does not");
+    assert!(
+        root.join("bin/busybox").exists(),
+        "COPY --from=build / copies the whole stage"
+    );
+}

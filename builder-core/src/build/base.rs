@@ -112,7 +112,7 @@ impl<'a> BaseImages<'a> {
         if let Some(found) = self.found.borrow().get(&key) {
             return Ok(found.clone());
         }
-        let found = match self.local(image)? {
+        let found = match self.local(image, platform)? {
             Some(local) => BaseImage::Local(local),
             None => BaseImage::Remote(Arc::new(
                 self.client()?
@@ -124,13 +124,30 @@ impl<'a> BaseImages<'a> {
         Ok(found)
     }
 
-    fn local(&self, image: &Reference) -> Result<Option<LayoutImage>, BuildError> {
+    /// The stored image named `image`, if it is for `platform` (one built for another
+    /// platform is not a match: the registry may have the right one).
+    fn local(
+        &self,
+        image: &Reference,
+        platform: &Platform,
+    ) -> Result<Option<LayoutImage>, BuildError> {
         let wanted = image.familiar();
         for (name, descriptor) in self.store.named_manifests()? {
             if name.as_deref() == Some(wanted.as_str())
                 && let Ok(digest) = from_oci_digest(descriptor.digest())
             {
-                return Ok(Some(LayoutImage::new(self.store.clone(), digest)));
+                let candidate = LayoutImage::new(self.store.clone(), digest);
+                let config = candidate.config()?;
+                let same_variant = match (&platform.variant, &config.variant) {
+                    (Some(want), Some(have)) => want == have,
+                    _ => true,
+                };
+                if config.os == platform.os
+                    && config.architecture == platform.architecture
+                    && same_variant
+                {
+                    return Ok(Some(candidate));
+                }
             }
         }
         Ok(None)

@@ -286,6 +286,17 @@ pub enum BuildError {
         #[source]
         source: SandboxError,
     },
+    /// The image a `COPY --from=<image>` reads could not be had.
+    #[error("failed to read image `{image}` for COPY --from at {location}")]
+    CopyFromImage {
+        /// The image.
+        image: String,
+        /// Where.
+        location: Location,
+        /// Why.
+        #[source]
+        source: Box<BuildError>,
+    },
     /// A layer could not be unpacked for a RUN step.
     #[error("failed to unpack a layer for RUN")]
     Unpack(#[from] LayerError),
@@ -324,6 +335,7 @@ impl BuildError {
             BuildError::Parse(e) => e.location(),
             BuildError::Plan(e) => e.location(),
             BuildError::Step { location, .. }
+            | BuildError::CopyFromImage { location, .. }
             | BuildError::RunFailed { location, .. }
             | BuildError::Sandbox { location, .. }
             | BuildError::Unsupported { location, .. }
@@ -453,7 +465,10 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
     let mut number = 0;
     let mut results: BTreeMap<usize, StageResult> = BTreeMap::new();
     let mut trees: BTreeMap<usize, FsTree> = BTreeMap::new();
+    // `COPY --from=<image>` trees, by reference, for the platform of the stage using them (stages
+    // run one after another, so a stage for another platform replaces the entry).
     let mut image_trees: BTreeMap<String, FsTree> = BTreeMap::new();
+    let mut image_tree_platforms: BTreeMap<String, String> = BTreeMap::new();
     let mut steps = Vec::new();
     let mut runner: Option<run::Runner<'_>> = None;
 
@@ -489,12 +504,14 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                 }
                 Op::Copy(op) => {
                     if let CopyFrom::Image(r) = &op.from
-                        && !image_trees.contains_key(&r.to_string())
+                        && image_tree_platforms.get(&r.to_string())
+                            != Some(&stage.platform.to_string())
                     {
                         let tree = bases
                             .get(r, &stage.platform)?
                             .tree(&store, scratch.path())?;
                         image_trees.insert(r.to_string(), tree);
+                        image_tree_platforms.insert(r.to_string(), stage.platform.to_string());
                     }
                     let env = StepEnv {
                         context: &context,
@@ -614,12 +631,9 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
         None
     };
     if options.outputs.is_empty() && !options.push {
-        if result.remote_base.is_some() {
-            // A stored image must be complete: fetch base layers the store does not have.
-            export::add_to_layout(&image, &store, &[]).map_err(|source| BuildError::Export {
-                output: "the local store".to_string(),
-                source,
-            })?;
+        if let Some(base) = &result.remote_base {
+            // A stored image must be complete: fetch the base layers the store does not have.
+            base.fetch_layers_blocking()?;
         }
         let names: Vec<String> = options.tags.iter().map(Reference::familiar).collect();
         store.add_manifest(&manifest, &names)?;

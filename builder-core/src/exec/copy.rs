@@ -436,10 +436,16 @@ fn copy_from_tree(
         let resolved = tree
             .resolve(&rel, true)
             .map_err(|e| ExecError::Invalid(format!("cannot copy `/{rel}`: {e}")))?;
-        let Some(entry) = tree.get(&resolved) else {
-            return Err(ExecError::NotInStage {
-                path: format!("/{rel}"),
-            });
+        // The root is a directory even though the tree holds no entry for it.
+        let root = Entry::dir("", 0o755, 0, 0, 0);
+        let entry = match tree.get(&resolved) {
+            Some(e) => e,
+            None if resolved.is_empty() => &root,
+            None => {
+                return Err(ExecError::NotInStage {
+                    path: format!("/{rel}"),
+                });
+            }
         };
         let top = if parents {
             match &dest {
@@ -476,6 +482,11 @@ fn copy_from_tree(
 fn restamp(e: &Entry, path: &str, owner: Option<Owner>, chmod: Option<u32>) -> Entry {
     let mut n = e.clone();
     n.path = path.to_string();
+    if let EntryKind::Hardlink(_) = &n.kind {
+        // FsTree::apply resolves every hard link to its target's content; one left here means
+        // the target was missing, and a dangling link must not reach a layer.
+        n.kind = EntryKind::File(crate::oci::Content::Bytes(std::sync::Arc::from(&b""[..])));
+    }
     if let Some(o) = owner {
         n.uid = o.uid;
         n.gid = o.gid;

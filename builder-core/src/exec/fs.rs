@@ -47,6 +47,7 @@ impl FsTree {
     /// directory, anything else replaces what was at its path (and, when a directory is replaced
     /// by something else, everything under it).
     pub fn apply(&mut self, entries: &[Entry]) {
+        let mut links = Vec::new();
         for e in entries {
             let (parent, name) = split_parent(&e.path);
             if name == OPAQUE_WHITEOUT {
@@ -61,14 +62,23 @@ impl FsTree {
             if !matches!(e.kind, EntryKind::Dir) || !self.is_dir(&e.path) {
                 self.remove_tree(&e.path);
             }
-            let mut entry = e.clone();
-            if let EntryKind::Hardlink(target) = &e.kind
-                && let Some(t) = self.nodes.get(target)
-            {
-                // A hard link shares its target's bytes; the tree only needs where they are.
-                entry.kind = t.kind.clone();
+            if let EntryKind::Hardlink(_) = e.kind {
+                links.push(e);
             }
-            self.nodes.insert(e.path.clone(), entry);
+            self.nodes.insert(e.path.clone(), e.clone());
+        }
+        // A hard link shares its target's bytes; the tree only needs where they are. Targets
+        // may come later in the batch than their links (`a-b` sorts before `a/x`), so links are
+        // resolved once everything else is in.
+        for link in links {
+            let EntryKind::Hardlink(target) = &link.kind else {
+                continue;
+            };
+            if let Some(kind) = self.nodes.get(target).map(|t| t.kind.clone())
+                && let Some(node) = self.nodes.get_mut(&link.path)
+            {
+                node.kind = kind;
+            }
         }
     }
 
@@ -267,6 +277,17 @@ mod tests {
             t.resolve("loop/x", true),
             Err(FsError::SymlinkLoop(_))
         ));
+    }
+
+    #[test]
+    fn hard_links_take_their_targets_content_whatever_the_order() {
+        let mut t = FsTree::new();
+        let link = Entry {
+            kind: EntryKind::Hardlink("a/x".into()),
+            ..file("a-b", "")
+        };
+        t.apply(&[link, Entry::dir("a", 0o755, 0, 0, 0), file("a/x", "shared")]);
+        assert_eq!(t.read_small_file("/a-b").unwrap(), b"shared");
     }
 
     #[test]

@@ -105,7 +105,7 @@ pub struct RunUser {
     pub uid: u32,
     /// Primary group id.
     pub gid: u32,
-    /// Supplementary groups (those listing the user by name in `/etc/group`).
+    /// Supplementary groups: the primary group, then those listing the user in `/etc/group`.
     pub groups: Vec<u32>,
     /// `HOME`, from `/etc/passwd` (`/` when the user has no entry).
     pub home: String,
@@ -167,7 +167,8 @@ pub fn resolve_run_user(user: Option<&str>, tree: &FsTree) -> Result<RunUser, Us
             Err(_) => lookup(tree, "/etc/group", "group", g)?.0,
         },
     };
-    let mut groups = Vec::new();
+    // The primary group is listed too, as containerd, Docker and buildah do (CVE-2023-25173).
+    let mut groups = vec![gid];
     if group.is_none() && !name.is_empty() {
         let db = tree
             .read_small_file("/etc/group")
@@ -265,9 +266,10 @@ mod tests {
         );
         assert_eq!(
             app.groups,
-            [50],
-            "supplementary groups list the user by name"
+            [1001, 50],
+            "the primary group, then those listing the user"
         );
+        assert_eq!(root.groups, [0]);
         let num = resolve_run_user(Some("4242"), &t).unwrap();
         assert_eq!((num.uid, num.gid, num.home.as_str()), (4242, 0, "/"));
         let both = resolve_run_user(Some("app:staff"), &t).unwrap();

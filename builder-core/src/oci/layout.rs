@@ -104,13 +104,14 @@ impl OciLayout {
                 return Err(LayoutError::NotALayout(layout.root));
             }
         }
+        // The marker first: a creation cut short must still be recognised as a layout next time.
+        if !marker.exists() {
+            layout.replace_file(&marker, OCI_LAYOUT_MARKER.as_bytes())?;
+        }
         let blobs = layout.root.join("blobs").join("sha256");
         fs::create_dir_all(&blobs).map_err(io_err("create directory", &blobs))?;
         if !layout.index_path().exists() {
             layout.write_index(&empty_index())?;
-        }
-        if !marker.exists() {
-            layout.replace_file(&marker, OCI_LAYOUT_MARKER.as_bytes())?;
         }
         Ok(layout)
     }

@@ -99,6 +99,4 @@ pub struct RunOp {
     pub network: Option<String>,
     /// `--mount` values, unparsed.
     pub mounts: Vec<String>,
-    /// Here-documents the command reads.
-    pub heredocs: Vec<crate::dockerfile::Heredoc>,
 }

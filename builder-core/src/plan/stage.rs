@@ -298,7 +298,7 @@ impl<'a> Planner<'a> {
         let reference: Reference = image
             .parse()
             .map_err(|e: oci::reference::ReferenceError| self.err(ins, e.to_string()))?;
-        let config = self
+        let mut config = self
             .resolver
             .image_config(&reference, &platform)
             .map_err(|source| PlanError::Resolve {
@@ -306,6 +306,9 @@ impl<'a> Planner<'a> {
                 location: ins.location(&self.file),
                 source,
             })?;
+        // Top-level fields kiln does not model (`container_config`, `docker_version`, BuildKit's
+        // build info) describe how the base was built, not this image; BuildKit drops them too.
+        config.extra.clear();
         Ok((Base::Image(reference), platform, config))
     }
 
@@ -481,7 +484,7 @@ impl<'a> Planner<'a> {
                 step(format!("ONBUILD {expression}"), Op::Config)
             }
             Command::Run { command } => {
-                let args = self.command_args(command, state);
+                let args = self.run_args(ins, command, state)?;
                 let mut run_env: Vec<(String, String)> = Vec::new();
                 for (k, v) in state.args.iter() {
                     if state.config.config.env_var(k).is_none() {
@@ -516,7 +519,6 @@ impl<'a> Planner<'a> {
                         workdir: state.workdir().to_string(),
                         network,
                         mounts,
-                        heredocs: ins.heredocs.clone(),
                     }),
                 )
             }
@@ -555,6 +557,45 @@ impl<'a> Planner<'a> {
                 args
             }
         }
+    }
+
+    /// RUN's argv. Here-documents are given to the shell as BuildKit does: a command that is
+    /// only `<<EOF` runs the document as its script; otherwise the bodies follow the command
+    /// line, so the shell reads each one where its `<<NAME` stands (and expands it, unless the
+    /// delimiter was quoted).
+    fn run_args(
+        &self,
+        ins: &Instruction,
+        command: &CommandLine,
+        state: &StageState,
+    ) -> Result<Vec<String>, PlanError> {
+        let (CommandLine::Shell(text), false) = (command, ins.heredocs.is_empty()) else {
+            return Ok(self.command_args(command, state));
+        };
+        let mut args = state.shell();
+        if let [doc] = ins.heredocs.as_slice()
+            && is_lone_heredoc(text)
+        {
+            if doc.content.starts_with("#!") {
+                return Err(self.err(
+                    ins,
+                    "a RUN here-document with a `#!` line is not supported yet; run the interpreter explicitly (`RUN python3 <<EOF`)",
+                ));
+            }
+            args.push(doc.content.clone());
+            return Ok(args);
+        }
+        let mut script = text.clone();
+        for doc in &ins.heredocs {
+            script.push('\n');
+            script.push_str(&doc.content);
+            if !doc.content.is_empty() && !doc.content.ends_with('\n') {
+                script.push('\n');
+            }
+            script.push_str(&doc.name);
+        }
+        args.push(script);
+        Ok(args)
     }
 
     fn healthcheck(
@@ -791,6 +832,12 @@ impl<'a> Planner<'a> {
             consumed_args: self.consumed,
         })
     }
+}
+
+/// Whether a RUN command line is nothing but one here-document opener (`<<EOF`, `<<-"EOF"`).
+fn is_lone_heredoc(text: &str) -> bool {
+    let word = text.trim();
+    word.starts_with("<<") && !word.contains(char::is_whitespace)
 }
 
 fn json(v: &[String]) -> String {
