@@ -7,6 +7,7 @@
 mod common;
 
 mod context;
+mod differential;
 mod errors;
 mod images;
 mod multistage;
