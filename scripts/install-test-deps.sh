@@ -12,6 +12,7 @@ command -v umoci >/dev/null 2>&1 || need+=(umoci)
 command -v bzip2 >/dev/null 2>&1 || need+=(bzip2)
 command -v xz >/dev/null 2>&1 || need+=(xz-utils)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+command -v buildah >/dev/null 2>&1 || need+=(buildah)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -9,6 +9,7 @@ mod common;
 mod support;
 
 mod context;
+mod differential;
 mod errors;
 mod images;
 mod multistage;
