@@ -34,6 +34,74 @@ pub(super) struct Runner<'a> {
     pub(super) steps: usize,
 }
 
+/// Overlayfs copies a hard-linked lower file up alone (without `index=on`), so a step that
+/// changes one name of a hard-link group leaves the other names pointing at the old file in the
+/// image. The layer is made to say what the step saw: every other name of the group, unless a
+/// higher layer or the step itself replaced it, becomes a hard link to the changed file, as the
+/// chroot snapshot and buildah give.
+fn relink_copied_up(mut entries: Vec<Entry>, rootfs: &Rootfs) -> Vec<Entry> {
+    use std::collections::{BTreeSet, HashMap};
+    use std::os::unix::fs::MetadataExt;
+
+    use crate::oci::EntryKind;
+
+    let Rootfs::Overlay { lowers, .. } = rootfs else {
+        return entries;
+    };
+    let in_step: BTreeSet<String> = entries.iter().map(|e| e.path.clone()).collect();
+    // Lowers are base first; the top-most lower holding a path is the one the step saw.
+    let seen_in = |rel: &str| {
+        lowers
+            .iter()
+            .rposition(|l| l.join(rel).symlink_metadata().is_ok())
+    };
+    let mut inodes: HashMap<usize, HashMap<u64, Vec<String>>> = HashMap::new();
+    let mut added = Vec::new();
+    for e in &entries {
+        if !matches!(e.kind, EntryKind::File(_)) {
+            continue;
+        }
+        let Some(layer) = seen_in(&e.path) else {
+            continue;
+        };
+        let Ok(meta) = lowers[layer].join(&e.path).symlink_metadata() else {
+            continue;
+        };
+        if !meta.is_file() || meta.nlink() < 2 {
+            continue;
+        }
+        let index = inodes.entry(layer).or_insert_with(|| {
+            let mut by_inode: HashMap<u64, Vec<String>> = HashMap::new();
+            for item in walkdir::WalkDir::new(&lowers[layer]).into_iter().flatten() {
+                let Ok(m) = item.metadata() else { continue };
+                if m.is_file()
+                    && m.nlink() > 1
+                    && let Ok(rel) = item.path().strip_prefix(&lowers[layer])
+                {
+                    by_inode
+                        .entry(m.ino())
+                        .or_default()
+                        .push(rel.to_string_lossy().into_owned());
+                }
+            }
+            by_inode
+        });
+        for peer in index.get(&meta.ino()).into_iter().flatten() {
+            let shadowed = in_step.contains(peer) || seen_in(peer) != Some(layer);
+            if peer != &e.path && !shadowed {
+                let mut link = e.clone();
+                link.path = peer.clone();
+                link.kind = EntryKind::Hardlink(e.path.clone());
+                added.push(link);
+            }
+        }
+    }
+    entries.extend(added);
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    entries.dedup_by(|a, b| a.path == b.path);
+    entries
+}
+
 fn format_of(media_type: &str) -> ArchiveFormat {
     if is_gzip_layer(media_type) {
         ArchiveFormat::Gzip
@@ -131,7 +199,8 @@ impl Runner<'_> {
                 let outcome = sandbox::run(&spec, &rootfs, self.isolation, &mut output)
                     .map_err(sandbox_err)?;
                 let entries = if outcome.exit_code == 0 {
-                    sandbox::upper_to_entries(&upper).map_err(sandbox_err)?
+                    let entries = sandbox::upper_to_entries(&upper).map_err(sandbox_err)?;
+                    relink_copied_up(entries, &rootfs)
                 } else {
                     Vec::new()
                 };
