@@ -298,8 +298,14 @@ pub enum BuildError {
         source: Box<BuildError>,
     },
     /// A layer could not be unpacked for a RUN step.
-    #[error("failed to unpack a layer for RUN")]
-    Unpack(#[from] LayerError),
+    #[error("failed to unpack a layer for RUN at {location}")]
+    Unpack {
+        /// The RUN step.
+        location: Location,
+        /// Why.
+        #[source]
+        source: LayerError,
+    },
     /// A registry could not be used (pull or push).
     #[error(transparent)]
     Registry(Box<registry::Error>),
@@ -337,6 +343,7 @@ impl BuildError {
             BuildError::Step { location, .. }
             | BuildError::CopyFromImage { location, .. }
             | BuildError::RunFailed { location, .. }
+            | BuildError::Unpack { location, .. }
             | BuildError::Sandbox { location, .. }
             | BuildError::Unsupported { location, .. }
             | BuildError::Layer { location, .. } => Some(location),

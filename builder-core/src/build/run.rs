@@ -172,6 +172,10 @@ impl Runner<'_> {
                 line: line.text,
             });
         };
+        let unpack_err = |source| BuildError::Unpack {
+            location: location.clone(),
+            source,
+        };
         let sandbox_err = |source| BuildError::Sandbox {
             location: location.clone(),
             source,
@@ -184,7 +188,11 @@ impl Runner<'_> {
                     let whiteouts = WhiteoutFormat::Overlay {
                         user_xattr: !rustix::process::geteuid().is_root(),
                     };
-                    lowers.push(self.unpacked.ensure(layer, &blob, whiteouts)?);
+                    lowers.push(
+                        self.unpacked
+                            .ensure(layer, &blob, whiteouts)
+                            .map_err(unpack_err)?,
+                    );
                 }
                 let dir = self.scratch.join(format!("run-{}", self.steps));
                 let (upper, work) = (dir.join("upper"), dir.join("work"));
@@ -220,7 +228,8 @@ impl Runner<'_> {
                         format_of(&layer.media_type),
                         &dir,
                         WhiteoutFormat::Apply,
-                    )?;
+                    )
+                    .map_err(unpack_err)?;
                 }
                 let snapshot = Snapshot::take(&dir).map_err(sandbox_err)?;
                 let rootfs = Rootfs::Chroot { dir: dir.clone() };

@@ -67,6 +67,12 @@ pub fn write_docker_archive(
 }
 
 fn uncompressed(image: &dyn Image, layer: &LayerRef) -> Result<Box<dyn Read + Send>, ExportError> {
+    if layer.media_type.contains("zstd") {
+        return Err(ExportError::UnsupportedLayer {
+            digest: layer.digest.clone(),
+            media_type: layer.media_type.clone(),
+        });
+    }
     let blob = image.open_blob(&layer.digest)?;
     Ok(if is_gzip_layer(&layer.media_type) {
         Box::new(MultiGzDecoder::new(io::BufReader::new(blob)))

@@ -30,6 +30,16 @@ pub enum ExportError {
     /// Writing a layout failed.
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// A layer is compressed in a way this output cannot carry.
+    #[error(
+        "layer `{digest}` is `{media_type}`, which a docker-archive cannot hold; use `type=oci`"
+    )]
+    UnsupportedLayer {
+        /// The layer.
+        digest: crate::oci::Digest,
+        /// Its media type.
+        media_type: String,
+    },
     /// Writing a file failed.
     #[error("failed to {action} `{path}`")]
     Io {
