@@ -6,6 +6,7 @@
 
 mod cli;
 mod commands;
+mod interrupt;
 mod render;
 
 use std::process::ExitCode;
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
     // RUN steps re-execute this binary as their sandbox helper; that must be decided before
     // any thread exists.
     builder_core::exec::sandbox::run_helper_if_requested();
+    let _temp = interrupt::PrivateTemp::install();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

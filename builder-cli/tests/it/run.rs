@@ -282,3 +282,62 @@ COPY --from=build / /
         "COPY --from=build / copies the whole stage"
     );
 }
+
+#[test]
+fn an_interrupted_build_leaves_no_temporary_directory_or_mount() {
+    use std::time::{Duration, Instant};
+
+    let sb = Sandbox::new();
+    with_busybox(&sb);
+    let ctx = context(&sb, "FROM busybox:latest\nRUN echo started && sleep 60\n");
+    let tmp = sb.path("tmp");
+    fs::create_dir_all(&tmp).unwrap();
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let mut cmd = sb.kiln();
+        cmd.env("TMPDIR", &tmp)
+            .args(args![
+                "build",
+                "--store",
+                sb.store(),
+                "--cache-dir",
+                sb.path("cache"),
+                &ctx
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        // Wait until the step is running: its control directory exists under kiln's temp dir.
+        let started = Instant::now();
+        let running = || {
+            fs::read_dir(&tmp).unwrap().flatten().any(|kiln| {
+                fs::read_dir(kiln.path())
+                    .map(|mut d| {
+                        d.any(|e| {
+                            e.is_ok_and(|e| {
+                                e.file_name().to_string_lossy().starts_with("kiln-run-")
+                            })
+                        })
+                    })
+                    .unwrap_or(false)
+            })
+        };
+        while !running() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the RUN step never started"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        run(Command::new("kill").args([format!("-{signal}"), child.id().to_string()])).success();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "SIG{signal}");
+        let left: Vec<_> = fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "SIG{signal} left {left:?}");
+        let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+        assert!(!mounts.contains(&tmp.display().to_string()), "{mounts}");
+    }
+}
