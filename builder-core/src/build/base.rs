@@ -46,31 +46,41 @@ impl BaseImage {
             BaseImage::Remote(i) => Some(i.clone()),
         }
     }
+}
 
-    /// The image's filesystem, read from its layers (downloading them first when remote).
-    /// File contents go to `scratch`.
+/// A filesystem read from `layers` (in the store), base first. File contents go to `scratch`.
+pub(super) fn tree_from_layers(
+    layers: &[crate::oci::LayerRef],
+    store: &OciLayout,
+    scratch: &Path,
+) -> Result<FsTree, BuildError> {
+    let mut tree = FsTree::new();
+    for layer in layers {
+        let format = if is_gzip_layer(&layer.media_type) {
+            ArchiveFormat::Gzip
+        } else {
+            ArchiveFormat::Tar
+        };
+        let path = store.blob_path(&layer.digest);
+        let entries =
+            layer::extract_archive_entries(&path, format, "", scratch).map_err(|source| {
+                BuildError::BaseLayer {
+                    digest: layer.digest.clone(),
+                    source,
+                }
+            })?;
+        tree.apply(&entries);
+    }
+    Ok(tree)
+}
+
+impl BaseImage {
+    /// The image's filesystem (downloading its layers first when remote).
     pub(super) fn tree(&self, store: &OciLayout, scratch: &Path) -> Result<FsTree, BuildError> {
         if let BaseImage::Remote(r) = self {
             r.fetch_layers_blocking().map_err(BuildError::from)?;
         }
-        let mut tree = FsTree::new();
-        for layer in self.image().layers()? {
-            let format = if is_gzip_layer(&layer.media_type) {
-                ArchiveFormat::Gzip
-            } else {
-                ArchiveFormat::Tar
-            };
-            let path = store.blob_path(&layer.digest);
-            let entries =
-                layer::extract_archive_entries(&path, format, "", scratch).map_err(|source| {
-                    BuildError::BaseLayer {
-                        digest: layer.digest.clone(),
-                        source,
-                    }
-                })?;
-            tree.apply(&entries);
-        }
-        Ok(tree)
+        tree_from_layers(&self.image().layers()?, store, scratch)
     }
 }
 

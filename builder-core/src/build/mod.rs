@@ -377,7 +377,6 @@ impl ArchiveExtractor for LayerArchives {
 #[derive(Clone)]
 struct StageResult {
     tree: Option<FsTree>,
-    base: Option<BaseImage>,
     layers: Vec<LayerRef>,
     history: Vec<History>,
     /// The registry image the stage's layers start with, if any: blobs an output needs and the
@@ -389,7 +388,6 @@ impl StageResult {
     fn empty() -> StageResult {
         StageResult {
             tree: Some(FsTree::new()),
-            base: None,
             layers: Vec::new(),
             history: Vec::new(),
             remote_base: None,
@@ -403,18 +401,17 @@ impl StageResult {
             layers: image.layers()?,
             history: image.config()?.history,
             remote_base: base.remote(),
-            base: Some(base),
         })
     }
 
-    /// The stage's filesystem, read from the base image the first time it is asked for.
+    /// The stage's filesystem, read from its layers the first time a step looks at it (RUN
+    /// steps do not: they run over the unpacked layers themselves).
     fn tree(&mut self, store: &OciLayout, scratch: &Path) -> Result<&mut FsTree, BuildError> {
         if self.tree.is_none() {
-            let tree = match &self.base {
-                Some(base) => base.tree(store, scratch)?,
-                None => FsTree::new(),
-            };
-            self.tree = Some(tree);
+            if let Some(base) = &self.remote_base {
+                base.fetch_layers_blocking()?;
+            }
+            self.tree = Some(base::tree_from_layers(&self.layers, store, scratch)?);
         }
         Ok(self.tree.get_or_insert_with(FsTree::new))
     }
@@ -549,7 +546,10 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
             let layer = match entries {
                 None => None,
                 Some(entries) => {
-                    result.tree(&store, scratch.path())?.apply(&entries);
+                    // A tree not read yet will be read from the layers, this one included.
+                    if let Some(tree) = result.tree.as_mut() {
+                        tree.apply(&entries);
+                    }
                     let mut writer = store.blob_writer()?;
                     let (info, _) = layer::write_layer(entries, &mut writer, &layer_options)
                         .map_err(|source| BuildError::Layer {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use super::{BuildError, BuildEvent, Reporter, StageResult};
 use crate::diag::Location;
 use crate::exec::ExecError;
+use crate::exec::fs::FsTree;
 use crate::exec::sandbox::{
     self, BindMount, Isolation, Network, OutputLine, Rootfs, RunSpec, Snapshot,
 };
@@ -32,6 +33,34 @@ pub(super) struct Runner<'a> {
     /// Chroot isolation: each stage's rootfs and how many of its layers it holds.
     pub(super) chroots: BTreeMap<usize, (PathBuf, usize)>,
     pub(super) steps: usize,
+}
+
+/// The image's `/etc/passwd` and `/etc/group` as the step will see them, from `dirs` (top-most
+/// first): the first layer that has a path decides, and a whiteout there means "absent". Only
+/// these two files are read, so RUN never needs the stage's whole filesystem model.
+fn user_databases(dirs: &[PathBuf]) -> FsTree {
+    use crate::oci::{Content, EntryKind};
+    use std::os::unix::fs::FileTypeExt;
+
+    let mut entries = vec![Entry::dir("etc", 0o755, 0, 0, 0)];
+    for file in ["etc/passwd", "etc/group"] {
+        for dir in dirs {
+            let path = dir.join(file);
+            match path.symlink_metadata() {
+                Ok(m) if m.is_file() => {
+                    let mut e = Entry::dir(file, 0o644, 0, 0, 0);
+                    e.kind = EntryKind::File(Content::Path(path));
+                    entries.push(e);
+                    break;
+                }
+                Ok(m) if m.file_type().is_char_device() || m.is_dir() || m.is_symlink() => break,
+                _ => {}
+            }
+        }
+    }
+    let mut tree = FsTree::new();
+    tree.apply(&entries);
+    tree
 }
 
 /// Overlayfs copies a hard-linked lower file up alone (without `index=on`), so a step that
@@ -138,9 +167,68 @@ impl Runner<'_> {
             location: location.clone(),
             source,
         };
-        let tree = result.tree(self.store, self.scratch)?;
-        let user =
-            resolve_run_user(op.user.as_deref(), tree).map_err(|e| step_err(ExecError::User(e)))?;
+        let unpack_err = |source| BuildError::Unpack {
+            location: location.clone(),
+            source,
+        };
+        let sandbox_err = |source| BuildError::Sandbox {
+            location: location.clone(),
+            source,
+        };
+        // The root the step runs in: the unpacked layers under an upper dir, or the stage's
+        // chroot brought up to date.
+        let (rootfs, user_dirs) = match self.isolation {
+            Isolation::Namespace => {
+                let mut lowers = Vec::new();
+                for layer in &result.layers {
+                    let blob = self.store.blob_path(&layer.digest);
+                    let whiteouts = WhiteoutFormat::Overlay {
+                        user_xattr: !rustix::process::geteuid().is_root(),
+                    };
+                    lowers.push(
+                        self.unpacked
+                            .ensure(layer, &blob, whiteouts)
+                            .map_err(unpack_err)?,
+                    );
+                }
+                let dir = self.scratch.join(format!("run-{}", self.steps));
+                let (upper, work) = (dir.join("upper"), dir.join("work"));
+                for d in [&upper, &work] {
+                    std::fs::create_dir_all(d).map_err(BuildError::Scratch)?;
+                }
+                let user_dirs = lowers.iter().rev().cloned().collect();
+                (
+                    Rootfs::Overlay {
+                        lowers,
+                        upper,
+                        work,
+                    },
+                    user_dirs,
+                )
+            }
+            Isolation::Chroot => {
+                let (dir, applied) = self
+                    .chroots
+                    .entry(stage)
+                    .or_insert_with(|| (self.scratch.join(format!("rootfs-{stage}")), 0))
+                    .clone();
+                std::fs::create_dir_all(&dir).map_err(BuildError::Scratch)?;
+                for layer in &result.layers[applied..] {
+                    let blob = self.store.blob_path(&layer.digest);
+                    unpack_layer(
+                        &blob,
+                        format_of(&layer.media_type),
+                        &dir,
+                        WhiteoutFormat::Apply,
+                    )
+                    .map_err(unpack_err)?;
+                }
+                (Rootfs::Chroot { dir: dir.clone() }, vec![dir])
+            }
+        };
+        let users = user_databases(&user_dirs);
+        let user = resolve_run_user(op.user.as_deref(), &users)
+            .map_err(|e| step_err(ExecError::User(e)))?;
         let mut env = op.env.clone();
         if !env.iter().any(|(k, _)| k == "HOME") {
             env.push(("HOME".to_string(), user.home.clone()));
@@ -172,76 +260,30 @@ impl Runner<'_> {
                 line: line.text,
             });
         };
-        let unpack_err = |source| BuildError::Unpack {
-            location: location.clone(),
-            source,
-        };
-        let sandbox_err = |source| BuildError::Sandbox {
-            location: location.clone(),
-            source,
-        };
-        let (outcome, entries) = match self.isolation {
-            Isolation::Namespace => {
-                let mut lowers = Vec::new();
-                for layer in &result.layers {
-                    let blob = self.store.blob_path(&layer.digest);
-                    let whiteouts = WhiteoutFormat::Overlay {
-                        user_xattr: !rustix::process::geteuid().is_root(),
-                    };
-                    lowers.push(
-                        self.unpacked
-                            .ensure(layer, &blob, whiteouts)
-                            .map_err(unpack_err)?,
-                    );
-                }
-                let dir = self.scratch.join(format!("run-{}", self.steps));
-                let (upper, work) = (dir.join("upper"), dir.join("work"));
-                for d in [&upper, &work] {
-                    std::fs::create_dir_all(d).map_err(BuildError::Scratch)?;
-                }
-                let rootfs = Rootfs::Overlay {
-                    lowers,
-                    upper: upper.clone(),
-                    work,
-                };
+        let (outcome, entries) = match &rootfs {
+            Rootfs::Overlay { upper, .. } => {
                 let outcome = sandbox::run(&spec, &rootfs, self.isolation, &mut output)
                     .map_err(sandbox_err)?;
                 let entries = if outcome.exit_code == 0 {
-                    let entries = sandbox::upper_to_entries(&upper).map_err(sandbox_err)?;
+                    let entries = sandbox::upper_to_entries(upper).map_err(sandbox_err)?;
                     relink_copied_up(entries, &rootfs)
                 } else {
                     Vec::new()
                 };
                 (outcome, entries)
             }
-            Isolation::Chroot => {
-                let (dir, applied) = self
-                    .chroots
-                    .entry(stage)
-                    .or_insert_with(|| (self.scratch.join(format!("rootfs-{stage}")), 0))
-                    .clone();
-                std::fs::create_dir_all(&dir).map_err(BuildError::Scratch)?;
-                for layer in &result.layers[applied..] {
-                    let blob = self.store.blob_path(&layer.digest);
-                    unpack_layer(
-                        &blob,
-                        format_of(&layer.media_type),
-                        &dir,
-                        WhiteoutFormat::Apply,
-                    )
-                    .map_err(unpack_err)?;
-                }
-                let snapshot = Snapshot::take(&dir).map_err(sandbox_err)?;
-                let rootfs = Rootfs::Chroot { dir: dir.clone() };
+            Rootfs::Chroot { dir } => {
+                let snapshot = Snapshot::take(dir).map_err(sandbox_err)?;
                 let outcome = sandbox::run(&spec, &rootfs, self.isolation, &mut output)
                     .map_err(sandbox_err)?;
                 let entries = if outcome.exit_code == 0 {
-                    snapshot.diff(&dir).map_err(sandbox_err)?
+                    snapshot.diff(dir).map_err(sandbox_err)?
                 } else {
                     Vec::new()
                 };
                 // The rootfs now holds this step's change too.
-                self.chroots.insert(stage, (dir, result.layers.len() + 1));
+                self.chroots
+                    .insert(stage, (dir.clone(), result.layers.len() + 1));
                 (outcome, entries)
             }
         };
