@@ -17,7 +17,7 @@ use super::users::{Owner, resolve_owner};
 use super::{ExecError, StepEnv};
 use crate::context::{ContextError, PatternMatcher, contains_wildcards, filepath_match};
 use crate::oci::{Content, Entry, EntryKind};
-use crate::plan::{CopyFrom, CopyOp, CopySource};
+use crate::plan::{CopyFrom, CopyOp, CopySource, clean_path};
 
 /// Where a COPY destination lands in the stage's tree.
 #[derive(Debug, Clone)]
@@ -210,17 +210,7 @@ fn climbs_out(path: &str) -> bool {
 /// Lexically cleans `path` as a path below a root: `.` and empty components dropped, `..`
 /// removing the previous component and stopping at the root.
 fn clean_rel(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    parts.join("/")
+    clean_path(path).trim_start_matches('/').to_string()
 }
 
 fn base_name(rel: &str) -> &str {

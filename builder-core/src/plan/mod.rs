@@ -21,6 +21,7 @@ use crate::oci::{ImageConfig, Platform, Reference};
 
 pub use args::{ArgScope, PROXY_ARGS, predefined_args};
 pub use op::{CopyFrom, CopyOp, CopySource, Op, RunOp, Step};
+pub(crate) use stage::clean_path;
 
 /// What a build was asked for, as far as planning is concerned.
 #[derive(Debug, Clone)]

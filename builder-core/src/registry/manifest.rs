@@ -8,7 +8,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode, Url};
 
 use super::auth::Scope;
-use super::client::{Client, Req, api_error, read_limited, transport_error};
+use super::client::{Client, Endpoint, Req, api_error, read_limited, transport_error};
 use super::error::{ApiError, Error, ErrorCode, Result};
 use crate::oci::media;
 use crate::oci::reference::DEFAULT_REGISTRY;
@@ -214,11 +214,7 @@ impl Client {
         reference: &Reference,
     ) -> Result<RawManifest> {
         let ep = self.endpoint(&repository.registry)?;
-        let url = self
-            .base_url(&ep)
-            .await?
-            .join(&format!("v2/{}/manifests/{tag_or_digest}", repository.name))
-            .map_err(|_| Error::InvalidRegistry(repository.registry.clone()))?;
+        let url = self.manifest_url(&ep, repository, tag_or_digest).await?;
         let req = Req::new(Method::GET, url.clone()).header(ACCEPT, &accept_header());
         let resp = self
             .send(&ep, &[Scope::pull(&repository.name)], &req)
@@ -344,6 +340,19 @@ impl Client {
         })
     }
 
+    /// `…/v2/<repository>/manifests/<tag or digest>` on the endpoint.
+    async fn manifest_url(
+        &self,
+        ep: &Endpoint,
+        repository: &Repository,
+        tag_or_digest: &str,
+    ) -> Result<Url> {
+        self.base_url(ep)
+            .await?
+            .join(&format!("v2/{}/manifests/{tag_or_digest}", repository.name))
+            .map_err(|_| Error::InvalidRegistry(repository.registry.clone()))
+    }
+
     /// Whether the manifest `tag_or_digest` exists in `repository` (a `HEAD`).
     pub async fn manifest_exists(
         &self,
@@ -351,11 +360,7 @@ impl Client {
         tag_or_digest: &str,
     ) -> Result<bool> {
         let ep = self.endpoint(&repository.registry)?;
-        let url = self
-            .base_url(&ep)
-            .await?
-            .join(&format!("v2/{}/manifests/{tag_or_digest}", repository.name))
-            .map_err(|_| Error::InvalidRegistry(repository.registry.clone()))?;
+        let url = self.manifest_url(&ep, repository, tag_or_digest).await?;
         let req = Req::new(Method::HEAD, url.clone()).header(ACCEPT, &accept_header());
         let resp = self
             .send(&ep, &[Scope::pull(&repository.name)], &req)
