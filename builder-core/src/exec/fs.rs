@@ -29,7 +29,7 @@ pub enum FsError {
     /// Nothing at that path.
     #[error("`/{0}` does not exist")]
     NotFound(String),
-    /// More than [`MAX_SYMLINKS`] links.
+    /// More than 40 links (Linux's `MAXSYMLINKS`).
     #[error("too many levels of symbolic links resolving `/{0}`")]
     SymlinkLoop(String),
     /// A path component that should be a directory is not.
