@@ -263,6 +263,11 @@ fn the_flask_example_builds_pushes_and_answers_over_http() {
         "chown -R appuser /app"
     );
 
+    // The unpacked copies are large (the base is ~250 MB unpacked); podman needs the room.
+    for dir in ["bundle", "pulled", "cache"] {
+        fs::remove_dir_all(sb.path(dir)).unwrap();
+    }
+
     // A real runtime runs what was pushed.
     let podman = Podman::new(sb.path("podman"));
     let port = free_port();
