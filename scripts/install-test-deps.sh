@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what kiln's tests need on a Debian machine, only when missing:
-# skopeo and umoci (independent readers of the images kiln writes), and the archive tools the
-# layer tests compare against. Safe to run repeatedly.
+# skopeo and umoci (independent readers of the images kiln writes), the archive tools the
+# layer tests compare against, and for the Flask example: debootstrap (its python base image,
+# scripts/make-python-image.sh), podman with runc (runs the pushed image) and curl (asks it).
+# Safe to run repeatedly.
 set -euo pipefail
 
 "$(dirname "$0")/registry/install.sh"
@@ -13,6 +15,10 @@ command -v bzip2 >/dev/null 2>&1 || need+=(bzip2)
 command -v xz >/dev/null 2>&1 || need+=(xz-utils)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v buildah >/dev/null 2>&1 || need+=(buildah)
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -11,6 +11,7 @@ mod support;
 mod context;
 mod differential;
 mod errors;
+mod flask;
 mod images;
 mod multistage;
 mod outputs;
