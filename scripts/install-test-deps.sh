@@ -1,24 +1,35 @@
 #!/usr/bin/env bash
-# Installs what kiln's tests need on a Debian machine, only when missing:
-# skopeo and umoci (independent readers of the images kiln writes), the archive tools the
-# layer tests compare against, and for the Flask example: debootstrap (its python base image,
-# scripts/make-python-image.sh), podman with runc (runs the pushed image) and curl (asks it).
-# Safe to run repeatedly.
+# Installs what kiln's tests need on a Debian machine, only when missing. Safe to run
+# repeatedly; does nothing when everything is present.
+#   skopeo, umoci        independent readers of the images kiln writes
+#   bzip2, xz-utils      archives the layer tests compare against
+#   util-linux           setpriv, for the context walk's permission tests
+#   docker-registry      the CNCF distribution registry (2.8) the registry tests start on loopback
+#   apache2-utils        htpasswd, for the registry's Basic-auth password file
+#   openssl              the test CA, server certificates and token-signing keys
+#   busybox-static       the one binary inside the offline test base image
+#   buildah              the peer in the differential RUN tests
+#   debootstrap          the Flask example's python base image (scripts/make-python-image.sh)
+#   podman, runc, curl   run the pushed Flask image and ask it over HTTP
 set -euo pipefail
 
-"$(dirname "$0")/registry/install.sh"
-
 need=()
-command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
-command -v umoci >/dev/null 2>&1 || need+=(umoci)
-command -v bzip2 >/dev/null 2>&1 || need+=(bzip2)
-command -v xz >/dev/null 2>&1 || need+=(xz-utils)
-command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
-command -v buildah >/dev/null 2>&1 || need+=(buildah)
-command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
-command -v podman >/dev/null 2>&1 || need+=(podman)
-command -v runc >/dev/null 2>&1 || need+=(runc)
-command -v curl >/dev/null 2>&1 || need+=(curl)
+have() { command -v "$1" >/dev/null 2>&1; }
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+have skopeo || need+=(skopeo)
+have umoci || need+=(umoci)
+have bzip2 || need+=(bzip2)
+have xz || need+=(xz-utils)
+have setpriv || need+=(util-linux)
+[ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+have htpasswd || need+=(apache2-utils)
+have openssl || need+=(openssl)
+installed busybox-static || need+=(busybox-static)
+have buildah || need+=(buildah)
+have debootstrap || need+=(debootstrap)
+have podman || need+=(podman)
+have runc || need+=(runc)
+have curl || need+=(curl)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
@@ -31,4 +42,6 @@ else
 fi
 echo "installing test dependencies: ${need[*]}" >&2
 $SUDO apt-get update -qq
+# docker-registry's package starts a system service where an init system runs; the tests never
+# use that instance, they start their own on free loopback ports.
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
