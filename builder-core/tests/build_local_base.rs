@@ -18,6 +18,7 @@ fn write(dir: &Path, rel: &str, body: &str) {
 fn build_in(context: &Path, store: &Path, tag: &str) -> BuildReport {
     let mut options = BuildOptions::new(context);
     options.store_dir = store.to_path_buf();
+    options.layers_dir = store.with_extension("layers");
     options.tags.push(tag.parse().unwrap());
     options.source_date_epoch = Some(1_700_000_000);
     build(&options, &|_| {}).unwrap()
@@ -129,6 +130,7 @@ fn a_base_in_neither_the_store_nor_a_reachable_registry_is_a_clear_error() {
     write(tmp.path(), "Dockerfile", "FROM 127.0.0.1:1/nothere:1\n");
     let mut options = BuildOptions::new(tmp.path());
     options.store_dir = tmp.path().join("store");
+    options.layers_dir = tmp.path().join("layers");
     let err = build(&options, &|_| {}).unwrap_err();
     let mut text = err.to_string();
     let mut source = std::error::Error::source(&err);

@@ -51,7 +51,9 @@ impl Sandbox {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
         cmd.env_remove("SOURCE_DATE_EPOCH")
             .env_remove("KILN_STORE")
+            .env_remove("KILN_CACHE_DIR")
             .env("XDG_DATA_HOME", self.xdg_data_home())
+            .env("XDG_CACHE_HOME", self.path("xdg-cache"))
             .env("NO_COLOR", "1")
             .current_dir(self.dir.path())
             .stdin(Stdio::null());

@@ -2,23 +2,26 @@
 //! Docker uses its own images before pulling) and then in a registry.
 //!
 //! Nothing is downloaded until it is needed: planning reads only the config; a stage's
-//! filesystem is assembled from the base layers only when a step looks at it (a COPY or
-//! WORKDIR), and the final image defers to the base for blobs the store does not hold, so a
-//! push to the base's registry can mount them instead of moving them through this machine.
+//! filesystem model is read from the per-machine cache of unpacked layers (the same directories
+//! RUN stacks) only when a step looks at it (a COPY or WORKDIR); and the final image defers to
+//! the base for blobs the store does not hold, so a push to the base's registry can mount them
+//! instead of moving them through this machine.
 
 use std::cell::{OnceCell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::sync::Arc;
 
 use super::BuildError;
 use crate::exec::fs::FsTree;
-use crate::layer::{self, ArchiveFormat};
+use crate::layer::{UnpackedLayers, WhiteoutFormat};
+use crate::oci::entry::OPAQUE_WHITEOUT;
 use crate::oci::layout::from_oci_digest;
-use crate::oci::media::is_gzip_layer;
 use crate::oci::{
-    Digest, Image, ImageConfig, ImageError, LayoutImage, OciLayout, Platform, Reference,
+    Content, Digest, Entry, EntryKind, Image, ImageConfig, ImageError, LayerRef, LayoutImage,
+    OciLayout, Platform, Reference,
 };
 use crate::plan::ImageResolver;
 use crate::registry::{BlockingClient, ClientOptions, RemoteImage};
@@ -48,39 +51,139 @@ impl BaseImage {
     }
 }
 
-/// A filesystem read from `layers` (in the store), base first. File contents go to `scratch`.
+/// A filesystem read from `layers` (blobs in the store), base first, through the per-machine
+/// cache of unpacked layers: each layer is unpacked once per machine (RUN stacks the same
+/// directories), and the tree records metadata and where each file's bytes are, copying none.
 pub(super) fn tree_from_layers(
-    layers: &[crate::oci::LayerRef],
+    layers: &[LayerRef],
     store: &OciLayout,
-    scratch: &Path,
+    unpacked: &UnpackedLayers,
 ) -> Result<FsTree, BuildError> {
+    let user_xattr = !rustix::process::geteuid().is_root();
     let mut tree = FsTree::new();
     for layer in layers {
-        let format = if is_gzip_layer(&layer.media_type) {
-            ArchiveFormat::Gzip
-        } else {
-            ArchiveFormat::Tar
-        };
-        let path = store.blob_path(&layer.digest);
-        let entries =
-            layer::extract_archive_entries(&path, format, "", scratch).map_err(|source| {
-                BuildError::BaseLayer {
-                    digest: layer.digest.clone(),
-                    source,
-                }
+        let blob = store.blob_path(&layer.digest);
+        let dir = unpacked
+            .ensure(layer, &blob, WhiteoutFormat::Overlay { user_xattr })
+            .map_err(|source| BuildError::BaseLayer {
+                digest: layer.digest.clone(),
+                source,
             })?;
-        tree.apply(&entries);
+        tree.apply(&unpacked_entries(&dir, user_xattr)?);
     }
     Ok(tree)
 }
 
+/// The entries of one unpacked layer directory (overlay format: whiteouts are 0:0 character
+/// devices, opaque directories carry the overlay xattr), in walk order, parents first.
+fn unpacked_entries(dir: &Path, user_xattr: bool) -> Result<Vec<Entry>, BuildError> {
+    let opaque_xattr = if user_xattr {
+        "user.overlay.opaque"
+    } else {
+        "trusted.overlay.opaque"
+    };
+    let read_err = |path: &Path, source: std::io::Error| BuildError::ReadUnpacked {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut entries = Vec::new();
+    let mut links: HashMap<u64, String> = HashMap::new();
+    let walk = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name();
+    for item in walk {
+        let item = item.map_err(|e| {
+            let path = e.path().unwrap_or(dir).to_path_buf();
+            read_err(&path, e.into())
+        })?;
+        let path = item.path();
+        let rel = path
+            .strip_prefix(dir)
+            .ok()
+            .and_then(|r| r.to_str())
+            .ok_or_else(|| {
+                read_err(
+                    path,
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, "not a UTF-8 path"),
+                )
+            })?
+            .to_string();
+        let meta = item.metadata().map_err(|e| read_err(path, e.into()))?;
+        let ft = meta.file_type();
+        let kind = if ft.is_dir() {
+            EntryKind::Dir
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(path).map_err(|e| read_err(path, e))?;
+            EntryKind::Symlink(target.to_string_lossy().into_owned())
+        } else if ft.is_file() {
+            match links.get(&meta.ino()) {
+                Some(first) if meta.nlink() > 1 => EntryKind::Hardlink(first.clone()),
+                _ => {
+                    if meta.nlink() > 1 {
+                        links.insert(meta.ino(), rel.clone());
+                    }
+                    EntryKind::File(Content::Path(path.to_path_buf()))
+                }
+            }
+        } else if ft.is_char_device() && meta.rdev() == 0 {
+            entries.push(Entry::whiteout(&rel, meta.mtime()));
+            continue;
+        } else if ft.is_char_device() || ft.is_block_device() {
+            let rdev = meta.rdev();
+            let (major, minor) = (
+                ((rdev >> 8) & 0xfff) as u32,
+                ((rdev & 0xff) | ((rdev >> 12) & 0xfff00)) as u32,
+            );
+            if ft.is_char_device() {
+                EntryKind::CharDevice { major, minor }
+            } else {
+                EntryKind::BlockDevice { major, minor }
+            }
+        } else if ft.is_fifo() {
+            EntryKind::Fifo
+        } else {
+            continue;
+        };
+        let is_dir = matches!(kind, EntryKind::Dir);
+        entries.push(Entry {
+            path: rel.clone(),
+            kind,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mtime: meta.mtime(),
+            xattrs: BTreeMap::new(),
+        });
+        let mut flag = [0u8; 1];
+        if is_dir
+            && matches!(rustix::fs::lgetxattr(path, opaque_xattr, &mut flag), Ok(1) if flag[0] == b'y')
+        {
+            let mut marker = Entry::dir(
+                format!("{rel}/{OPAQUE_WHITEOUT}"),
+                0o644,
+                0,
+                0,
+                meta.mtime(),
+            );
+            marker.kind = EntryKind::File(Content::Bytes(Arc::from(&b""[..])));
+            entries.push(marker);
+        }
+    }
+    Ok(entries)
+}
+
 impl BaseImage {
     /// The image's filesystem (downloading its layers first when remote).
-    pub(super) fn tree(&self, store: &OciLayout, scratch: &Path) -> Result<FsTree, BuildError> {
+    pub(super) fn tree(
+        &self,
+        store: &OciLayout,
+        unpacked: &UnpackedLayers,
+    ) -> Result<FsTree, BuildError> {
         if let BaseImage::Remote(r) = self {
             r.fetch_layers_blocking().map_err(BuildError::from)?;
         }
-        tree_from_layers(&self.image().layers()?, store, scratch)
+        tree_from_layers(&self.image().layers()?, store, unpacked)
     }
 }
 

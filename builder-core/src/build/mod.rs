@@ -255,8 +255,8 @@ pub enum BuildError {
         #[source]
         source: ExportError,
     },
-    /// A base image's layer could not be read.
-    #[error("failed to read base image layer `{digest}`")]
+    /// A layer could not be unpacked to read a stage's filesystem.
+    #[error("failed to unpack layer `{digest}`")]
     BaseLayer {
         /// The layer blob.
         digest: Digest,
@@ -296,6 +296,15 @@ pub enum BuildError {
         /// Why.
         #[source]
         source: Box<BuildError>,
+    },
+    /// An unpacked layer could not be read.
+    #[error("failed to read the unpacked layer at `{}`", path.display())]
+    ReadUnpacked {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// A layer could not be unpacked for a RUN step.
     #[error("failed to unpack a layer for RUN at {location}")]
@@ -406,12 +415,16 @@ impl StageResult {
 
     /// The stage's filesystem, read from its layers the first time a step looks at it (RUN
     /// steps do not: they run over the unpacked layers themselves).
-    fn tree(&mut self, store: &OciLayout, scratch: &Path) -> Result<&mut FsTree, BuildError> {
+    fn tree(
+        &mut self,
+        store: &OciLayout,
+        unpacked: &layer::UnpackedLayers,
+    ) -> Result<&mut FsTree, BuildError> {
         if self.tree.is_none() {
             if let Some(base) = &self.remote_base {
                 base.fetch_layers_blocking()?;
             }
-            self.tree = Some(base::tree_from_layers(&self.layers, store, scratch)?);
+            self.tree = Some(base::tree_from_layers(&self.layers, store, unpacked)?);
         }
         Ok(self.tree.get_or_insert_with(FsTree::new))
     }
@@ -475,6 +488,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
     let mut image_tree_platforms: BTreeMap<String, String> = BTreeMap::new();
     let mut steps = Vec::new();
     let mut runner: Option<run::Runner<'_>> = None;
+    let unpacked = layer::UnpackedLayers::new(&options.layers_dir);
 
     for index in &plan.order {
         let stage = &plan.stages[index];
@@ -502,7 +516,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
             let entries: Option<Vec<Entry>> = match &step.op {
                 Op::Config => None,
                 Op::Workdir { path, user } => {
-                    let tree = result.tree(&store, scratch.path())?;
+                    let tree = result.tree(&store, &unpacked)?;
                     let e = exec::workdir(path, user.as_deref(), tree, now).map_err(step_err)?;
                     (!e.is_empty()).then_some(e)
                 }
@@ -511,9 +525,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                         && image_tree_platforms.get(&r.to_string())
                             != Some(&stage.platform.to_string())
                     {
-                        let tree = bases
-                            .get(r, &stage.platform)?
-                            .tree(&store, scratch.path())?;
+                        let tree = bases.get(r, &stage.platform)?.tree(&store, &unpacked)?;
                         image_trees.insert(r.to_string(), tree);
                         image_tree_platforms.insert(r.to_string(), stage.platform.to_string());
                     }
@@ -525,13 +537,13 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                         scratch: scratch.path(),
                         now,
                     };
-                    let tree = result.tree(&store, scratch.path())?;
+                    let tree = result.tree(&store, &unpacked)?;
                     Some(exec::copy::copy(op, tree, &env).map_err(step_err)?)
                 }
                 Op::Run(op) => {
                     let runner = runner.get_or_insert_with(|| run::Runner {
                         store: &store,
-                        unpacked: layer::UnpackedLayers::new(&options.layers_dir),
+                        unpacked: unpacked.clone(),
                         isolation: options.isolation.unwrap_or_else(detect_isolation),
                         volumes: &options.volumes,
                         scratch: scratch.path(),
@@ -590,7 +602,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
             });
         }
         if plan.order.iter().any(|i| needs_tree_of(&plan, *i, *index)) {
-            let tree = result.tree(&store, scratch.path())?.clone();
+            let tree = result.tree(&store, &unpacked)?.clone();
             trees.insert(*index, tree);
         }
         results.insert(*index, result);

@@ -85,6 +85,7 @@ impl Ctx {
         let mut options = BuildOptions::new(self.root());
         options.dockerfile = Some(df);
         options.store_dir = self.dir.path().join("store");
+        options.layers_dir = self.dir.path().join("layers");
         options.outputs = vec![Output::OciDir(out.clone())];
         options.plan.platform = "linux/amd64".parse().unwrap();
         options.plan.build_platform = "linux/arm64/v8".parse().unwrap();
