@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 
 pub mod build;
+pub mod cache;
 pub mod context;
 pub mod diag;
 pub mod dockerfile;

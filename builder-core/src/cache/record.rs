@@ -1,0 +1,325 @@
+//! What the cache keeps per key (the layer a step made), and what it keeps per step position (the
+//! inputs the key was made from) so that a later miss can say what changed.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::key::CacheKey;
+use crate::oci::{Digest, LayerRef};
+
+/// A cached step result: the layer it made, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheRecord {
+    /// The key.
+    pub key: CacheKey,
+    /// When the step was built, seconds since the epoch (for `--cache-ttl`).
+    pub created: i64,
+    /// The instruction, as history shows it (`COPY app.py /app/`).
+    pub created_by: String,
+    /// The layer, or `None` for a step that changed nothing (a WORKDIR that existed).
+    pub layer: Option<CachedLayer>,
+}
+
+/// A layer descriptor plus the uncompressed digest the image config needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedLayer {
+    /// The blob's digest.
+    pub digest: Digest,
+    /// The blob's size.
+    pub size: u64,
+    /// The blob's media type.
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    /// The uncompressed tar's digest.
+    #[serde(rename = "diffID")]
+    pub diff_id: Digest,
+}
+
+impl From<&LayerRef> for CachedLayer {
+    fn from(l: &LayerRef) -> CachedLayer {
+        CachedLayer {
+            digest: l.digest.clone(),
+            size: l.size,
+            media_type: l.media_type.clone(),
+            diff_id: l.diff_id.clone(),
+        }
+    }
+}
+
+impl From<&CachedLayer> for LayerRef {
+    fn from(l: &CachedLayer) -> LayerRef {
+        LayerRef {
+            digest: l.digest.clone(),
+            diff_id: l.diff_id.clone(),
+            size: l.size,
+            media_type: l.media_type.clone(),
+        }
+    }
+}
+
+/// One file a step read, as it enters the key: what it will be in the layer, never its mtime or
+/// the host's owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileState {
+    /// `file`, `dir`, `symlink`, `hardlink`, `fifo`, `char`, `block`.
+    pub kind: String,
+    /// Permission bits as they will be in the layer (after `--chmod`).
+    pub mode: u32,
+    /// The content digest (files), link target (links) or device numbers (devices).
+    pub content: String,
+}
+
+/// What a step's key was made from, kept per position in the build so a miss can be explained.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepInputs {
+    /// The key these inputs gave.
+    pub key: Option<CacheKey>,
+    /// Build args the step sees, by name.
+    #[serde(default)]
+    pub args: BTreeMap<String, String>,
+    /// Environment variables (ENV) the step sees, by name.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Files the step reads from the build context, by path relative to each source.
+    #[serde(default)]
+    pub files: BTreeMap<String, FileState>,
+}
+
+/// Why a step missed the cache. Each names its cause, so a user can see why a build was slow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MissReason {
+    /// A context file the step copies changed.
+    FileChanged {
+        /// The path (relative to its COPY source).
+        path: String,
+        /// Its previous content digest (or link target / kind / mode).
+        old: String,
+        /// Its content now.
+        new: String,
+    },
+    /// A context file is new to the step.
+    FileAdded {
+        /// The path.
+        path: String,
+    },
+    /// A context file the step copied is gone.
+    FileRemoved {
+        /// The path.
+        path: String,
+    },
+    /// A build arg the step sees changed.
+    ArgChanged {
+        /// The arg.
+        name: String,
+        /// Its previous value (`None`: unset).
+        old: Option<String>,
+        /// Its value now.
+        new: Option<String>,
+    },
+    /// An environment variable the step sees changed.
+    EnvChanged {
+        /// The variable.
+        name: String,
+        /// Its previous value.
+        old: Option<String>,
+        /// Its value now.
+        new: Option<String>,
+    },
+    /// An earlier step of the chain missed, so this step's parent is new.
+    ParentMissed {
+        /// The number of that step in the build (as progress shows it).
+        step: usize,
+    },
+    /// The stage a `COPY --from` reads was rebuilt.
+    SourceStageChanged {
+        /// The stage.
+        stage: String,
+        /// The step of that stage that missed.
+        step: usize,
+    },
+    /// The cache has no entry for the key (first build, or pruned).
+    NotInCache,
+    /// The entry is older than `--cache-ttl`.
+    Expired {
+        /// Its age in seconds.
+        age_secs: i64,
+    },
+    /// `--no-cache` (or `--no-cache-filter` naming the stage).
+    NoCache,
+}
+
+impl std::fmt::Display for MissReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MissReason::FileChanged { path, old, new } => {
+                write!(f, "file `{path}` changed: {} → {}", short(old), short(new))
+            }
+            MissReason::FileAdded { path } => write!(f, "file `{path}` was added"),
+            MissReason::FileRemoved { path } => write!(f, "file `{path}` was removed"),
+            MissReason::ArgChanged { name, old, new } => write!(
+                f,
+                "build arg `{name}` changed: {} → {}",
+                shown(old.as_deref()),
+                shown(new.as_deref())
+            ),
+            MissReason::EnvChanged { name, old, new } => write!(
+                f,
+                "env `{name}` changed: {} → {}",
+                shown(old.as_deref()),
+                shown(new.as_deref())
+            ),
+            MissReason::ParentMissed { step } => write!(f, "parent step {step} missed"),
+            MissReason::SourceStageChanged { stage, step } => {
+                write!(
+                    f,
+                    "stage `{stage}` it copies from changed (step {step} missed)"
+                )
+            }
+            MissReason::NotInCache => f.write_str("not in cache"),
+            MissReason::Expired { age_secs } => {
+                write!(f, "expired (built {} ago)", human_age(*age_secs))
+            }
+            MissReason::NoCache => f.write_str("--no-cache"),
+        }
+    }
+}
+
+/// `sha256:0123456789ab…` for digests; other values as they are.
+fn short(value: &str) -> String {
+    match value.strip_prefix("sha256:") {
+        Some(hex) if hex.len() > 12 => format!("sha256:{}…", &hex[..12]),
+        _ => value.to_string(),
+    }
+}
+
+fn shown(value: Option<&str>) -> String {
+    match value {
+        Some(v) => format!("`{v}`"),
+        None => "unset".to_string(),
+    }
+}
+
+fn human_age(secs: i64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+impl StepInputs {
+    /// The first difference between `previous` (the last build at this position) and these
+    /// inputs: a file first (in path order), then build args, then the environment. `None` when
+    /// they are the same.
+    pub fn explain(&self, previous: &StepInputs) -> Option<MissReason> {
+        for (path, now) in &self.files {
+            match previous.files.get(path) {
+                None => return Some(MissReason::FileAdded { path: path.clone() }),
+                Some(before) if before != now => {
+                    let (old, new) = if before.kind != now.kind {
+                        (before.kind.clone(), now.kind.clone())
+                    } else if before.mode != now.mode {
+                        (
+                            format!("mode {:o}", before.mode),
+                            format!("mode {:o}", now.mode),
+                        )
+                    } else {
+                        (before.content.clone(), now.content.clone())
+                    };
+                    return Some(MissReason::FileChanged {
+                        path: path.clone(),
+                        old,
+                        new,
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(path) = previous.files.keys().find(|p| !self.files.contains_key(*p)) {
+            return Some(MissReason::FileRemoved { path: path.clone() });
+        }
+        if let Some((name, old, new)) = first_change(&previous.args, &self.args) {
+            return Some(MissReason::ArgChanged { name, old, new });
+        }
+        if let Some((name, old, new)) = first_change(&previous.env, &self.env) {
+            return Some(MissReason::EnvChanged { name, old, new });
+        }
+        None
+    }
+}
+
+type Change = (String, Option<String>, Option<String>);
+
+fn first_change(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Option<Change> {
+    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
+    names.sort();
+    names.dedup();
+    names.into_iter().find_map(|name| {
+        let (o, n) = (old.get(name), new.get(name));
+        (o != n).then(|| (name.clone(), o.cloned(), n.cloned()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(content: &str, mode: u32) -> FileState {
+        FileState {
+            kind: "file".into(),
+            mode,
+            content: content.into(),
+        }
+    }
+
+    #[test]
+    fn explain_names_the_changed_file_with_both_hashes() {
+        let old_hash = format!("sha256:{}", "a".repeat(64));
+        let new_hash = format!("sha256:{}", "b".repeat(64));
+        let mut before = StepInputs::default();
+        before.files.insert("app.py".into(), file(&old_hash, 0o644));
+        before.files.insert("lib.py".into(), file(&old_hash, 0o644));
+        let mut now = before.clone();
+        now.files.insert("lib.py".into(), file(&new_hash, 0o644));
+        let reason = now.explain(&before).unwrap();
+        assert_eq!(
+            reason.to_string(),
+            "file `lib.py` changed: sha256:aaaaaaaaaaaa… → sha256:bbbbbbbbbbbb…"
+        );
+        now.files.insert("lib.py".into(), file(&old_hash, 0o755));
+        assert_eq!(
+            now.explain(&before).unwrap().to_string(),
+            "file `lib.py` changed: mode 644 → mode 755"
+        );
+        now.files.remove("lib.py");
+        assert_eq!(
+            now.explain(&before).unwrap().to_string(),
+            "file `lib.py` was removed"
+        );
+    }
+
+    #[test]
+    fn explain_names_args_before_env_and_nothing_when_equal() {
+        let mut before = StepInputs::default();
+        before.args.insert("VERSION".into(), "1".into());
+        before.env.insert("PATH".into(), "/bin".into());
+        assert_eq!(before.explain(&before), None);
+        let mut now = before.clone();
+        now.args.insert("VERSION".into(), "2".into());
+        now.env.insert("PATH".into(), "/usr/bin".into());
+        assert_eq!(
+            now.explain(&before).unwrap().to_string(),
+            "build arg `VERSION` changed: `1` → `2`"
+        );
+        now.args = before.args.clone();
+        now.env.remove("PATH");
+        assert_eq!(
+            now.explain(&before).unwrap().to_string(),
+            "env `PATH` changed: `/bin` → unset"
+        );
+    }
+}
