@@ -125,10 +125,25 @@ pub struct BuildArgs {
     /// The local image store.
     #[arg(long, env = "KILN_STORE", value_name = "DIR")]
     pub store: Option<PathBuf>,
-    /// Where kiln keeps what it reuses between builds (unpacked base layers); the user's cache
-    /// directory by default.
+    /// Where kiln keeps what it reuses between builds (the layer cache and unpacked base
+    /// layers); `~/.cache/kiln` by default.
     #[arg(long = "cache-dir", env = "KILN_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Build every step; the results still go to the cache.
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Build every step of this stage (by name); repeatable or comma-separated.
+    #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
+    pub no_cache_filter: Vec<String>,
+    /// Do not use cache entries older than this (`30m`, `12h`, `7d`).
+    #[arg(long = "cache-ttl", value_name = "DURATION")]
+    pub cache_ttl: Option<String>,
+    /// Write a JSON report of the build (steps, cache hits and misses with reasons) to this file.
+    #[arg(long = "report", value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Print why each step missed the cache.
+    #[arg(long)]
+    pub explain: bool,
     /// How RUN steps are isolated: `namespace` (mount, pid, ipc and uts namespaces over
     /// overlayfs) or `chroot` (for containers that forbid namespaces); detected by default.
     #[arg(long, value_name = "namespace|chroot")]

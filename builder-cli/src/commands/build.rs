@@ -29,6 +29,20 @@ fn options(args: &BuildArgs) -> Result<BuildOptions, Failure> {
     options.push = args.push;
     if let Some(dir) = &args.cache_dir {
         options.layers_dir = dir.join("layers");
+        options.cache.dir = Some(dir.join("build-cache"));
+    }
+    options.cache.no_cache = args.no_cache;
+    options.cache.no_cache_stages = args
+        .no_cache_filter
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if let Some(ttl) = &args.cache_ttl {
+        options.cache.ttl = Some(
+            super::parse_duration(ttl)
+                .map_err(|e| Failure::usage(format!("invalid --cache-ttl `{ttl}`: {e}")))?,
+        );
     }
     if let Some(i) = &args.isolation {
         options.isolation = Some(
@@ -167,15 +181,25 @@ pub fn run(args: Box<BuildArgs>) -> Result<(), Failure> {
             exit: Exit::Failure,
         })?;
     }
+    if let Some(path) = &args.report {
+        let json = builder_core::build::report::to_json(&report);
+        let text = serde_json::to_string_pretty(&json).unwrap_or_default() + "\n";
+        std::fs::write(path, text).map_err(|e| Failure {
+            message: format!(
+                "error: failed to write report `{}`\n  caused by: {e}\n",
+                path.display()
+            ),
+            exit: Exit::Failure,
+        })?;
+    }
     if !quiet {
+        if args.explain {
+            eprint!("{}", super::progress::explain(&report));
+        }
         for t in &report.tags {
             eprintln!("naming to {t}");
         }
-        eprintln!(
-            "built in {:.2}s: {} steps",
-            report.duration.as_secs_f64(),
-            report.steps.len()
-        );
+        eprintln!("{}", super::progress::summary(&report));
     }
     crate::stdout(&format!("{}\n", report.digest))
 }

@@ -20,3 +20,24 @@ pub fn client_options(args: &RegistryArgs) -> ClientOptions {
         ..ClientOptions::default()
     }
 }
+
+/// A duration as `90s`, `30m`, `12h`, `7d` or `2w` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| "expected a number and a unit such as 30m, 12h or 7d".to_string())?;
+    let secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        other => return Err(format!("unknown unit `{other}`; use s, m, h, d or w")),
+    };
+    Ok(std::time::Duration::from_secs(n.saturating_mul(secs)))
+}

@@ -8,15 +8,19 @@
 //! Everything here is synchronous: tar, gzip and sha256 are CPU-bound streaming work.
 
 mod base;
+mod caching;
+mod keys;
 mod push;
+pub mod report;
 mod run;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::context::{BuildContext, ContextError};
+use crate::cache::{self, CacheError, CacheKey, CacheRecord, CachedLayer, LocalCache, MissReason};
+use crate::context::{BuildContext, ContextError, FileHashes};
 use crate::diag::{Location, SourceFile};
 use crate::dockerfile::{self, ParseError};
 use crate::exec::fs::FsTree;
@@ -63,6 +67,21 @@ pub struct BuildOptions {
     /// Where unpacked layers are kept between builds (`~/.cache/kiln/layers`), so a base image
     /// is unpacked once per machine.
     pub layers_dir: PathBuf,
+    /// The layer cache.
+    pub cache: CacheOptions,
+}
+
+/// How a build uses the layer cache.
+#[derive(Debug, Clone, Default)]
+pub struct CacheOptions {
+    /// The local cache directory (`~/.cache/kiln/build-cache`); `None` keeps nothing locally.
+    pub dir: Option<PathBuf>,
+    /// `--no-cache`: build every step; results still go to the cache.
+    pub no_cache: bool,
+    /// `--no-cache-filter`: stages (by name) whose steps are all built.
+    pub no_cache_stages: Vec<String>,
+    /// Entries older than this are not used (`--cache-ttl`).
+    pub ttl: Option<Duration>,
 }
 
 impl BuildOptions {
@@ -80,12 +99,47 @@ impl BuildOptions {
             push: false,
             isolation: None,
             volumes: Vec::new(),
-            layers_dir: dirs::cache_dir()
-                .unwrap_or_else(std::env::temp_dir)
-                .join("kiln")
-                .join("layers"),
+            layers_dir: default_cache_dir().join("layers"),
+            cache: CacheOptions {
+                dir: Some(default_cache_dir().join("build-cache")),
+                ..CacheOptions::default()
+            },
         }
     }
+}
+
+/// Where kiln keeps what it reuses between builds: `$XDG_CACHE_HOME/kiln` (`~/.cache/kiln`).
+pub fn default_cache_dir() -> PathBuf {
+    dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("kiln")
+}
+
+/// Where a cache hit came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheSource {
+    /// The local cache directory.
+    Local,
+    /// A registry cache (`--cache-from`).
+    Remote,
+}
+
+/// What the cache did for a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepCache {
+    /// The step's layer came from the cache.
+    Hit {
+        /// From where.
+        source: CacheSource,
+    },
+    /// The step was built.
+    Miss {
+        /// Why it was not in the cache.
+        reason: MissReason,
+    },
+    /// The step makes no layer (ENV, LABEL, CMD, ...), so there is nothing to cache.
+    NotApplicable,
 }
 
 /// What happened during a build, step by step.
@@ -108,6 +162,8 @@ pub enum BuildEvent {
         number: usize,
         /// The layer it made, if any.
         layer: Option<LayerRef>,
+        /// Whether it came from the cache.
+        cache: StepCache,
         /// How long it took.
         duration: Duration,
     },
@@ -160,14 +216,40 @@ impl<F: Fn(BuildEvent)> Reporter for F {
 pub struct StepReport {
     /// The stage's name.
     pub stage: String,
+    /// 1-based number of the step among all steps of the build, as progress shows it.
+    pub number: usize,
     /// The first Dockerfile line of the instruction.
     pub line: usize,
     /// The expanded instruction.
     pub instruction: String,
-    /// The layer it made, if any.
+    /// The layer it made or reused, if any.
     pub layer: Option<LayerRef>,
+    /// Whether it came from the cache, and why not.
+    pub cache: StepCache,
+    /// Its cache key, for steps that make a layer.
+    pub key: Option<CacheKey>,
     /// How long it took.
     pub duration: Duration,
+}
+
+/// Cache totals of a build.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CacheSummary {
+    /// Steps whose layer came from the cache.
+    pub hits: usize,
+    /// Steps that were built.
+    pub misses: usize,
+    /// Bytes of layers reused from the cache.
+    pub bytes_reused: u64,
+    /// Bytes of layers built.
+    pub bytes_built: u64,
+}
+
+impl CacheSummary {
+    /// `hits / (hits + misses)`, 0 for a build with no cacheable step.
+    pub fn hit_rate(&self) -> f64 {
+        cache::rate(self.hits, self.misses)
+    }
 }
 
 /// The result of a build.
@@ -181,6 +263,8 @@ pub struct BuildReport {
     pub tags: Vec<Reference>,
     /// Every step executed, in order.
     pub steps: Vec<StepReport>,
+    /// Cache totals.
+    pub cache: CacheSummary,
     /// Warnings raised along the way.
     pub warnings: Vec<String>,
     /// Wall time.
@@ -335,6 +419,25 @@ pub enum BuildError {
     /// A scratch directory could not be made.
     #[error("failed to create a temporary directory")]
     Scratch(#[source] std::io::Error),
+    /// The layer cache could not be read or written.
+    #[error("the layer cache failed")]
+    Cache(#[source] CacheError),
+    /// `--no-cache-filter` names a stage the Dockerfile does not have.
+    #[error("--no-cache-filter names no stage: `{stage}`; {}", named(available))]
+    UnknownNoCacheStage {
+        /// The name given.
+        stage: String,
+        /// The names the stages have.
+        available: Vec<String>,
+    },
+}
+
+fn named(names: &[String]) -> String {
+    if names.is_empty() {
+        "no stage is named; name one with `FROM image AS name`".to_string()
+    } else {
+        format!("the named stages are: {}", names.join(", "))
+    }
 }
 
 impl From<registry::Error> for BuildError {
@@ -461,44 +564,92 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
     for w in &plan.warnings {
         reporter.report(BuildEvent::Warning(w.clone()));
     }
+    let no_cache_stages = no_cache_stages(&plan, &options.cache.no_cache_stages)?;
     let context = BuildContext::open(&options.context_dir, Some(&dockerfile_path))?;
     let scratch = tempfile::Builder::new()
         .prefix("kiln-build-")
         .tempdir()
         .map_err(BuildError::Scratch)?;
 
-    let now = match options.source_date_epoch {
-        Some(t) => t,
-        None => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64),
-    };
+    let wall_now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let now = options.source_date_epoch.unwrap_or(wall_now);
     let created = rfc3339(now);
     let layer_options = LayerOptions {
         source_date_epoch: options.source_date_epoch,
         ..LayerOptions::default()
     };
+    let local = match &options.cache.dir {
+        Some(dir) => Some(LocalCache::open(dir).map_err(BuildError::Cache)?),
+        None => None,
+    };
+    let hashes = match &local {
+        Some(l) => FileHashes::load(l.root().join("context").join(format!(
+            "{}.json",
+            Digest::of(context.root().to_string_lossy().as_bytes()).hex()
+        ))),
+        None => FileHashes::in_memory(),
+    };
+    let mut caching = caching::Caching {
+        local,
+        hashes,
+        no_cache: options.cache.no_cache,
+        no_cache_stages,
+        ttl: options.cache.ttl,
+        now: wall_now,
+        records: Vec::new(),
+    };
     let total: usize = plan.order.iter().map(|i| plan.stages[i].steps.len()).sum();
     let mut number = 0;
     let mut results: BTreeMap<usize, StageResult> = BTreeMap::new();
     let mut trees: BTreeMap<usize, FsTree> = BTreeMap::new();
+    // Each built stage's final key and the first step of its chain that missed.
+    let mut stage_chains: BTreeMap<usize, caching::Chain> = BTreeMap::new();
     // `COPY --from=<image>` trees, by reference, for the platform of the stage using them (stages
     // run one after another, so a stage for another platform replaces the entry).
     let mut image_trees: BTreeMap<String, FsTree> = BTreeMap::new();
     let mut image_tree_platforms: BTreeMap<String, String> = BTreeMap::new();
     let mut steps = Vec::new();
+    let mut summary = CacheSummary::default();
     let mut runner: Option<run::Runner<'_>> = None;
     let unpacked = layer::UnpackedLayers::new(&options.layers_dir);
 
     for index in &plan.order {
         let stage = &plan.stages[index];
         let stage_name = stage.display_name();
-        let mut result = match &stage.base {
-            Base::Scratch => StageResult::empty(),
-            Base::Stage(j) => results[j].clone(),
-            Base::Image(r) => StageResult::from_image(bases.get(r, &stage.platform)?)?,
+        let (mut result, mut chain, mut base_name) = match &stage.base {
+            Base::Scratch => (
+                StageResult::empty(),
+                caching::Chain {
+                    key: keys::root_key(None, &stage.platform),
+                    first_miss: None,
+                },
+                None,
+            ),
+            Base::Stage(j) => {
+                let from = &stage_chains[j];
+                (
+                    results[j].clone(),
+                    caching::Chain {
+                        key: from.key.clone(),
+                        first_miss: from.first_miss,
+                    },
+                    None,
+                )
+            }
+            Base::Image(r) => {
+                let base = bases.get(r, &stage.platform)?;
+                let digest = base.image().digest()?;
+                let chain = caching::Chain {
+                    key: keys::root_key(Some(&digest), &stage.platform),
+                    first_miss: None,
+                };
+                let name = format!("{}@{digest}", r.familiar());
+                (StageResult::from_image(base)?, chain, Some(name))
+            }
         };
-        for step in &stage.steps {
+        for (position, step) in stage.steps.iter().enumerate() {
             number += 1;
             let step_started = Instant::now();
             reporter.report(BuildEvent::StepStarted {
@@ -513,77 +664,175 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                 location: step.location.clone(),
                 source,
             };
-            let entries: Option<Vec<Entry>> = match &step.op {
-                Op::Config => None,
-                Op::Workdir { path, user } => {
-                    let tree = result.tree(&store, &unpacked)?;
-                    let e = exec::workdir(path, user.as_deref(), tree, now).map_err(step_err)?;
-                    (!e.is_empty()).then_some(e)
-                }
-                Op::Copy(op) => {
-                    if let CopyFrom::Image(r) = &op.from
-                        && image_tree_platforms.get(&r.to_string())
-                            != Some(&stage.platform.to_string())
-                    {
-                        let tree = bases.get(r, &stage.platform)?.tree(&store, &unpacked)?;
-                        image_trees.insert(r.to_string(), tree);
-                        image_tree_platforms.insert(r.to_string(), stage.platform.to_string());
-                    }
-                    let env = StepEnv {
-                        context: &context,
-                        stages: &trees,
-                        images: &image_trees,
-                        archives: &LayerArchives,
-                        scratch: scratch.path(),
-                        now,
-                    };
-                    let tree = result.tree(&store, &unpacked)?;
-                    Some(exec::copy::copy(op, tree, &env).map_err(step_err)?)
-                }
-                Op::Run(op) => {
-                    let runner = runner.get_or_insert_with(|| run::Runner {
-                        store: &store,
-                        unpacked: unpacked.clone(),
-                        isolation: options.isolation.unwrap_or_else(detect_isolation),
-                        volumes: &options.volumes,
-                        scratch: scratch.path(),
-                        chroots: BTreeMap::new(),
-                        steps: 0,
-                    });
-                    let entries =
-                        runner.run(*index, op, &mut result, &step.location, number, reporter)?;
-                    Some(entries)
-                }
+            let Some(canonical) = step.op.canonical() else {
+                result.history.push(history(&created, step, None));
+                let duration = step_started.elapsed();
+                reporter.report(BuildEvent::StepFinished {
+                    number,
+                    layer: None,
+                    cache: StepCache::NotApplicable,
+                    duration,
+                });
+                steps.push(StepReport {
+                    stage: stage_name.clone(),
+                    number,
+                    line: step.location.start_line,
+                    instruction: step.created_by.clone(),
+                    layer: None,
+                    cache: StepCache::NotApplicable,
+                    key: None,
+                    duration,
+                });
+                continue;
             };
-            let layer = match entries {
-                None => None,
-                Some(entries) => {
-                    // A tree not read yet will be read from the layers, this one included.
-                    if let Some(tree) = result.tree.as_mut() {
-                        tree.apply(&entries);
+            let (from, source_stage_miss) = match &step.op {
+                Op::Copy(op) => match &op.from {
+                    CopyFrom::Context => (None, None),
+                    CopyFrom::Stage(j) => {
+                        let c = &stage_chains[j];
+                        let miss = c.first_miss.map(|n| (plan.stages[j].display_name(), n));
+                        (Some(c.key.to_string()), miss)
                     }
-                    let mut writer = store.blob_writer()?;
-                    let (info, _) = layer::write_layer(entries, &mut writer, &layer_options)
-                        .map_err(|source| BuildError::Layer {
-                            location: step.location.clone(),
-                            source,
-                        })?;
-                    let (digest, size) = writer.commit()?;
-                    Some(LayerRef {
-                        digest,
-                        diff_id: info.diff_id,
-                        size,
-                        media_type: info.media_type.to_string(),
-                    })
-                }
+                    CopyFrom::Image(r) => {
+                        let d = bases.get(r, &stage.platform)?.image().digest()?;
+                        (Some(format!("{}@{d}", r.familiar())), None)
+                    }
+                },
+                _ => (None, None),
             };
-            result.history.push(History {
-                created: Some(created.clone()),
-                created_by: Some(step.created_by.clone()),
-                comment: Some("kiln.dockerfile.v0".to_string()),
-                empty_layer: layer.is_none(),
-                ..History::default()
+            let (key, inputs) = keys::step_key(
+                &chain.key,
+                step,
+                canonical,
+                from,
+                base_name.take(),
+                &context,
+                &mut caching.hashes,
+            )
+            .map_err(step_err)?;
+            let slot = keys::slot(context.root(), &dockerfile_path, *index, position);
+            let found = caching.find(&caching::Lookup {
+                key: &key,
+                slot: &slot,
+                inputs: &inputs,
+                stage: *index,
+                chain: &chain,
+                source_stage_miss,
             });
+            let cache_status = StepCache::of(&found);
+            let layer = match found {
+                Ok((record, source)) => {
+                    let layer = record.layer.as_ref().map(LayerRef::from);
+                    if let (Some(l), Some(local), CacheSource::Local) =
+                        (&layer, &caching.local, source)
+                    {
+                        local
+                            .export_blob(&l.digest, &store)
+                            .map_err(BuildError::Cache)?;
+                    }
+                    if layer.is_some() {
+                        // The filesystem model, if read, lacks the reused layer: read it again
+                        // from the layers when a step next needs it.
+                        result.tree = None;
+                    }
+                    summary.hits += 1;
+                    summary.bytes_reused += layer.as_ref().map_or(0, |l| l.size);
+                    caching.remember(record, &slot, &inputs, false, &store)?;
+                    layer
+                }
+                Err(_) => {
+                    chain.first_miss.get_or_insert(number);
+                    let entries: Vec<Entry> = match &step.op {
+                        Op::Config => Vec::new(),
+                        Op::Workdir { path, user } => {
+                            let tree = result.tree(&store, &unpacked)?;
+                            exec::workdir(path, user.as_deref(), tree, now).map_err(step_err)?
+                        }
+                        Op::Copy(op) => {
+                            match &op.from {
+                                CopyFrom::Image(r)
+                                    if image_tree_platforms.get(&r.to_string())
+                                        != Some(&stage.platform.to_string()) =>
+                                {
+                                    let tree =
+                                        bases.get(r, &stage.platform)?.tree(&store, &unpacked)?;
+                                    image_trees.insert(r.to_string(), tree);
+                                    image_tree_platforms
+                                        .insert(r.to_string(), stage.platform.to_string());
+                                }
+                                CopyFrom::Stage(j) if !trees.contains_key(j) => {
+                                    let tree = results
+                                        .get_mut(j)
+                                        .ok_or_else(|| {
+                                            step_err(ExecError::Invalid(format!(
+                                                "stage {j} was not built before it was needed"
+                                            )))
+                                        })?
+                                        .tree(&store, &unpacked)?
+                                        .clone();
+                                    trees.insert(*j, tree);
+                                }
+                                _ => {}
+                            }
+                            let env = StepEnv {
+                                context: &context,
+                                stages: &trees,
+                                images: &image_trees,
+                                archives: &LayerArchives,
+                                scratch: scratch.path(),
+                                now,
+                            };
+                            let tree = result.tree(&store, &unpacked)?;
+                            exec::copy::copy(op, tree, &env).map_err(step_err)?
+                        }
+                        Op::Run(op) => {
+                            let runner = runner.get_or_insert_with(|| run::Runner {
+                                store: &store,
+                                unpacked: unpacked.clone(),
+                                isolation: options.isolation.unwrap_or_else(detect_isolation),
+                                volumes: &options.volumes,
+                                scratch: scratch.path(),
+                                chroots: BTreeMap::new(),
+                                steps: 0,
+                            });
+                            runner.run(*index, op, &mut result, &step.location, number, reporter)?
+                        }
+                    };
+                    let layer = if entries.is_empty() {
+                        None
+                    } else {
+                        // A tree not read yet will be read from the layers, this one included.
+                        if let Some(tree) = result.tree.as_mut() {
+                            tree.apply(&entries);
+                        }
+                        let mut writer = store.blob_writer()?;
+                        let (info, _) = layer::write_layer(entries, &mut writer, &layer_options)
+                            .map_err(|source| BuildError::Layer {
+                                location: step.location.clone(),
+                                source,
+                            })?;
+                        let (digest, size) = writer.commit()?;
+                        Some(LayerRef {
+                            digest,
+                            diff_id: info.diff_id,
+                            size,
+                            media_type: info.media_type.to_string(),
+                        })
+                    };
+                    summary.misses += 1;
+                    summary.bytes_built += layer.as_ref().map_or(0, |l| l.size);
+                    let record = CacheRecord {
+                        key: key.clone(),
+                        created: wall_now,
+                        created_by: step.created_by.clone(),
+                        layer: layer.as_ref().map(CachedLayer::from),
+                    };
+                    caching.remember(record, &slot, &inputs, true, &store)?;
+                    layer
+                }
+            };
+            chain.key = key.clone();
+            result.history.push(history(&created, step, layer.as_ref()));
             if let Some(l) = &layer {
                 result.layers.push(l.clone());
             }
@@ -591,22 +840,25 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
             reporter.report(BuildEvent::StepFinished {
                 number,
                 layer: layer.clone(),
+                cache: cache_status.clone(),
                 duration,
             });
             steps.push(StepReport {
                 stage: stage_name.clone(),
+                number,
                 line: step.location.start_line,
                 instruction: step.created_by.clone(),
                 layer,
+                cache: cache_status,
+                key: Some(key),
                 duration,
             });
         }
-        if plan.order.iter().any(|i| needs_tree_of(&plan, *i, *index)) {
-            let tree = result.tree(&store, &unpacked)?.clone();
-            trees.insert(*index, tree);
-        }
+        stage_chains.insert(*index, chain);
         results.insert(*index, result);
     }
+    // Remembering hashes only saves the next build some reading: failing to is not an error.
+    let _ = caching.hashes.save();
 
     let target = plan.target_stage();
     let result = &results[&plan.target];
@@ -661,23 +913,67 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
             store.root().display()
         )));
     }
+    let duration = started.elapsed();
+    if let Some(local) = &caching.local {
+        // The build log only feeds `kiln cache stats`; the image is built either way.
+        let _ = local.record_build(&cache::BuildStats {
+            finished: wall_now,
+            hits: summary.hits,
+            misses: summary.misses,
+            bytes_reused: summary.bytes_reused,
+            bytes_built: summary.bytes_built,
+            duration_ms: duration.as_millis() as u64,
+        });
+    }
     Ok(BuildReport {
         digest,
         config_digest: Digest::of(&config.to_bytes()),
         tags: options.tags.clone(),
         steps,
+        cache: summary,
         warnings: plan.warnings.clone(),
-        duration: started.elapsed(),
+        duration,
         push,
     })
 }
 
-/// Whether stage `user` copies from stage `stage` (so `stage`'s filesystem must be kept).
-fn needs_tree_of(plan: &plan::Plan, user: usize, stage: usize) -> bool {
-    plan.stages[&user].steps.iter().any(|s| match &s.op {
-        Op::Copy(op) => op.from == CopyFrom::Stage(stage),
-        _ => false,
-    })
+/// The history entry of a step.
+fn history(created: &str, step: &plan::Step, layer: Option<&LayerRef>) -> History {
+    History {
+        created: Some(created.to_string()),
+        created_by: Some(step.created_by.clone()),
+        comment: Some("kiln.dockerfile.v0".to_string()),
+        empty_layer: layer.is_none(),
+        ..History::default()
+    }
+}
+
+/// The stages `--no-cache-filter` names, by index.
+fn no_cache_stages(plan: &plan::Plan, names: &[String]) -> Result<BTreeSet<usize>, BuildError> {
+    let mut out = BTreeSet::new();
+    for name in names {
+        let wanted = name.to_lowercase();
+        let found = plan
+            .stages
+            .values()
+            .find(|s| s.name.as_deref() == Some(wanted.as_str()));
+        match found {
+            Some(s) => {
+                out.insert(s.index);
+            }
+            None => {
+                return Err(BuildError::UnknownNoCacheStage {
+                    stage: name.clone(),
+                    available: plan
+                        .stages
+                        .values()
+                        .filter_map(|s| s.name.clone())
+                        .collect(),
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Formats seconds since the epoch as RFC 3339 UTC (`2024-01-02T03:04:05Z`).

@@ -75,6 +75,25 @@ pub struct FileState {
 pub struct StepInputs {
     /// The key these inputs gave.
     pub key: Option<CacheKey>,
+    /// The instruction in canonical form (every field that shapes the layer).
+    #[serde(default)]
+    pub instruction: String,
+    /// The instruction as history shows it (`COPY app.py /app/`), for messages.
+    #[serde(default)]
+    pub shown: String,
+    /// Build args in scope that are not part of the key (a COPY's, whose values reach the layer
+    /// only through its expanded words): they say which arg changed an instruction.
+    #[serde(default)]
+    pub scope_args: BTreeMap<String, String>,
+    /// The key of the step before it in the chain (or of the stage's base).
+    #[serde(default)]
+    pub parent: Option<CacheKey>,
+    /// For a stage's first step: the image the stage starts from, as `name@digest`.
+    #[serde(default)]
+    pub base: Option<String>,
+    /// For `COPY --from`: the stage key or image digest it reads.
+    #[serde(default)]
+    pub from: Option<String>,
     /// Build args the step sees, by name.
     #[serde(default)]
     pub args: BTreeMap<String, String>,
@@ -91,6 +110,27 @@ pub struct StepInputs {
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum MissReason {
+    /// The instruction itself is different (edited, or a variable in it expands differently).
+    InstructionChanged {
+        /// Its previous canonical form.
+        old: String,
+        /// Its canonical form now.
+        new: String,
+    },
+    /// The image the stage starts from is a different image now.
+    BaseChanged {
+        /// Before, as `name@digest`.
+        old: String,
+        /// Now.
+        new: String,
+    },
+    /// What a `COPY --from` reads (a stage's result or an image) is different.
+    SourceChanged {
+        /// Before: a stage key or an image digest.
+        old: String,
+        /// Now.
+        new: String,
+    },
     /// A context file the step copies changed.
     FileChanged {
         /// The path (relative to its COPY source).
@@ -128,6 +168,8 @@ pub enum MissReason {
         /// Its value now.
         new: Option<String>,
     },
+    /// The step before it in the chain produced a different result than last time.
+    ParentChanged,
     /// An earlier step of the chain missed, so this step's parent is new.
     ParentMissed {
         /// The number of that step in the build (as progress shows it).
@@ -154,6 +196,21 @@ pub enum MissReason {
 impl std::fmt::Display for MissReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            MissReason::InstructionChanged { old, new } => {
+                write!(f, "instruction changed: `{old}` → `{new}`")
+            }
+            MissReason::BaseChanged { old, new } => {
+                write!(f, "base image changed: {old} → {new}")
+            }
+            MissReason::SourceChanged { old, new } => {
+                write!(
+                    f,
+                    "COPY --from source changed: {} → {}",
+                    short(old),
+                    short(new)
+                )
+            }
+            MissReason::ParentChanged => f.write_str("the step before it changed"),
             MissReason::FileChanged { path, old, new } => {
                 write!(f, "file `{path}` changed: {} → {}", short(old), short(new))
             }
@@ -213,9 +270,38 @@ fn human_age(secs: i64) -> String {
 
 impl StepInputs {
     /// The first difference between `previous` (the last build at this position) and these
-    /// inputs: a file first (in path order), then build args, then the environment. `None` when
-    /// they are the same.
+    /// inputs: the instruction, the base image, the `--from` source, a file (in path order), a
+    /// build arg, the environment, and last the parent. `None` when they are the same.
     pub fn explain(&self, previous: &StepInputs) -> Option<MissReason> {
+        if self.instruction != previous.instruction {
+            let mut all_before = previous.scope_args.clone();
+            all_before.extend(previous.args.clone());
+            let mut all_now = self.scope_args.clone();
+            all_now.extend(self.args.clone());
+            if let Some((name, old, new)) = first_change(&all_before, &all_now) {
+                return Some(MissReason::ArgChanged { name, old, new });
+            }
+            let (old, new) = if self.shown != previous.shown {
+                (previous.shown.clone(), self.shown.clone())
+            } else {
+                (previous.instruction.clone(), self.instruction.clone())
+            };
+            return Some(MissReason::InstructionChanged { old, new });
+        }
+        if self.base != previous.base
+            && let (Some(old), Some(new)) = (&previous.base, &self.base)
+        {
+            return Some(MissReason::BaseChanged {
+                old: old.clone(),
+                new: new.clone(),
+            });
+        }
+        if self.from != previous.from {
+            return Some(MissReason::SourceChanged {
+                old: previous.from.clone().unwrap_or_default(),
+                new: self.from.clone().unwrap_or_default(),
+            });
+        }
         for (path, now) in &self.files {
             match previous.files.get(path) {
                 None => return Some(MissReason::FileAdded { path: path.clone() }),
@@ -247,6 +333,9 @@ impl StepInputs {
         }
         if let Some((name, old, new)) = first_change(&previous.env, &self.env) {
             return Some(MissReason::EnvChanged { name, old, new });
+        }
+        if self.parent != previous.parent {
+            return Some(MissReason::ParentChanged);
         }
         None
     }

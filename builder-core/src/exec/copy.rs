@@ -15,7 +15,9 @@ use std::sync::Arc;
 use super::fs::{FsTree, join, split_parent};
 use super::users::{Owner, resolve_owner};
 use super::{ExecError, StepEnv};
-use crate::context::{ContextError, PatternMatcher, contains_wildcards, filepath_match};
+use crate::context::{
+    BuildContext, ContextError, PatternMatcher, contains_wildcards, filepath_match,
+};
 use crate::oci::{Content, Entry, EntryKind};
 use crate::plan::{CopyFrom, CopyOp, CopySource, clean_path};
 
@@ -530,4 +532,83 @@ fn glob_tree(tree: &FsTree, pattern: &str) -> Result<Vec<String>, ExecError> {
         return Ok(current);
     }
     Ok(current.into_iter().filter(|p| !p.is_empty()).collect())
+}
+
+/// A context file a COPY/ADD reads, named as the source names it (`src/app.py` for
+/// `COPY src/ /app/`), with its `lstat`.
+#[derive(Debug, Clone)]
+pub struct ContextInput {
+    /// The path as named from the context root: the source's name joined with the path below it.
+    pub path: String,
+    /// Where it is on the host.
+    pub host: std::path::PathBuf,
+    /// Its `lstat`.
+    pub metadata: std::fs::Metadata,
+}
+
+/// The context files `op` reads, after `.dockerignore` and `--exclude`, in the order the copy
+/// reads them, without looking at the stage's filesystem: what a cache key needs. Fails as the
+/// copy itself would when a source is missing or outside the context.
+pub fn context_inputs(op: &CopyOp, ctx: &BuildContext) -> Result<Vec<ContextInput>, ExecError> {
+    let mut out = Vec::new();
+    if op.from != CopyFrom::Context {
+        return Ok(out);
+    }
+    let excludes = if op.excludes.is_empty() {
+        None
+    } else {
+        Some(PatternMatcher::new(&op.excludes).map_err(|e| ExecError::Invalid(e.to_string()))?)
+    };
+    let excluded = |rel: &str| {
+        excludes
+            .as_ref()
+            .is_some_and(|m| m.matches_or_parent_matches(rel).unwrap_or(false))
+    };
+    for source in &op.sources {
+        let CopySource::Path(pattern) = source else {
+            continue;
+        };
+        if climbs_out(pattern) {
+            return Err(ExecError::Source(ContextError::OutsideContext {
+                source_path: pattern.to_string(),
+            }));
+        }
+        let source = SourcePath::new(pattern, op.parents);
+        let matches = match ctx.resolve_source(&source.full) {
+            Ok(m) => m,
+            Err(ContextError::NotFound { .. }) if has_wildcard(&source.full) => continue,
+            Err(e) => return Err(ExecError::Source(e)),
+        };
+        for m in matches {
+            if !m.rel.is_empty() && excluded(&m.rel) {
+                continue;
+            }
+            let meta = symlink_meta(&m.path)?;
+            if meta.is_dir() {
+                for item in ctx.walk(&m.rel).map_err(ExecError::Source)? {
+                    let item = item.map_err(ExecError::Source)?;
+                    let inner = item
+                        .rel
+                        .strip_prefix(&m.rel)
+                        .unwrap_or(&item.rel)
+                        .trim_start_matches('/');
+                    if !inner.is_empty() && excluded(inner) {
+                        continue;
+                    }
+                    out.push(ContextInput {
+                        path: join(&m.named, inner),
+                        host: item.path,
+                        metadata: item.metadata,
+                    });
+                }
+            } else {
+                out.push(ContextInput {
+                    path: m.named.clone(),
+                    host: m.path.clone(),
+                    metadata: meta,
+                });
+            }
+        }
+    }
+    Ok(out)
 }

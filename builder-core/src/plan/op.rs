@@ -13,6 +13,9 @@ pub struct Step {
     pub created_by: String,
     /// What to do.
     pub op: Op,
+    /// The build args in scope and their values. They shape the step only through its expanded
+    /// words and RUN's environment; kept to tell which arg changed when a step misses the cache.
+    pub build_args: std::collections::BTreeMap<String, String>,
 }
 
 /// What a step does.
@@ -91,6 +94,11 @@ pub struct RunOp {
     pub args: Vec<String>,
     /// The environment the command sees: ENV plus the build args in scope, as `KEY=value`.
     pub env: Vec<(String, String)>,
+    /// The names in `env` that are build args (declared with ARG and not overridden by ENV).
+    pub build_args: Vec<String>,
+    /// The names in `env` that are undeclared proxy variables (`HTTP_PROXY`, ...): they reach the
+    /// command but, as in Docker, do not make the step's cache key.
+    pub proxies: Vec<String>,
     /// `USER` in effect.
     pub user: Option<String>,
     /// `WORKDIR` in effect.
@@ -99,4 +107,58 @@ pub struct RunOp {
     pub network: Option<String>,
     /// `--mount` values, unparsed.
     pub mounts: Vec<String>,
+}
+
+impl Op {
+    /// The step in canonical form, for cache keys: every field that shapes its layer, as JSON
+    /// (so no two steps share a form), and nothing that only describes it. `None` for steps that
+    /// make no layer. The files a COPY reads, the stage or image it reads them from, and the
+    /// values of the environment are inputs beside this form, not part of it.
+    pub fn canonical(&self) -> Option<String> {
+        let value = match self {
+            Op::Config => return None,
+            Op::Workdir { path, user } => serde_json::json!({
+                "op": "WORKDIR",
+                "path": path,
+                "user": user,
+            }),
+            Op::Copy(c) => {
+                let sources: Vec<serde_json::Value> = c
+                    .sources
+                    .iter()
+                    .map(|s| match s {
+                        CopySource::Path(p) => serde_json::json!({ "path": p }),
+                        CopySource::Heredoc { name, content } => {
+                            serde_json::json!({ "heredoc": name, "content": content })
+                        }
+                        CopySource::Url(u) => serde_json::json!({ "url": u }),
+                    })
+                    .collect();
+                let from = match &c.from {
+                    CopyFrom::Context => "context".to_string(),
+                    CopyFrom::Stage(_) => "stage".to_string(),
+                    CopyFrom::Image(r) => format!("image {r}"),
+                };
+                serde_json::json!({
+                    "op": if c.add { "ADD" } else { "COPY" },
+                    "sources": sources,
+                    "dest": c.dest,
+                    "from": from,
+                    "chown": c.chown,
+                    "chmod": c.chmod,
+                    "excludes": c.excludes,
+                    "parents": c.parents,
+                })
+            }
+            Op::Run(r) => serde_json::json!({
+                "op": "RUN",
+                "args": r.args,
+                "user": r.user,
+                "workdir": r.workdir,
+                "network": r.network,
+                "mounts": r.mounts,
+            }),
+        };
+        Some(value.to_string())
+    }
 }

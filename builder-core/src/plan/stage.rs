@@ -321,11 +321,17 @@ impl<'a> Planner<'a> {
     ) -> Result<Option<Step>, PlanError> {
         let env = state.expansion_env();
         let location = ins.location(&self.file);
+        let build_args: std::collections::BTreeMap<String, String> = state
+            .args
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let step = |created_by: String, op: Op| {
             Some(Step {
                 location: location.clone(),
                 created_by,
                 op,
+                build_args: build_args.clone(),
             })
         };
         Ok(match &ins.command {
@@ -486,9 +492,12 @@ impl<'a> Planner<'a> {
             Command::Run { command } => {
                 let args = self.run_args(ins, command, state)?;
                 let mut run_env: Vec<(String, String)> = Vec::new();
+                let mut build_args = Vec::new();
+                let mut proxies = Vec::new();
                 for (k, v) in state.args.iter() {
                     if state.config.config.env_var(k).is_none() {
                         run_env.push((k.to_string(), v.to_string()));
+                        build_args.push(k.to_string());
                     }
                 }
                 for p in PROXY_ARGS {
@@ -496,6 +505,7 @@ impl<'a> Planner<'a> {
                         && state.args.get(p).is_none()
                     {
                         run_env.push((p.to_string(), v.clone()));
+                        proxies.push(p.to_string());
                     }
                 }
                 for kv in state.config.config.env.iter().flatten() {
@@ -515,6 +525,8 @@ impl<'a> Planner<'a> {
                     Op::Run(RunOp {
                         args,
                         env: run_env,
+                        build_args,
+                        proxies,
                         user: state.config.config.user.clone(),
                         workdir: state.workdir().to_string(),
                         network,

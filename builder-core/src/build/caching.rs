@@ -1,0 +1,122 @@
+//! The cache decision for each step: hit (from the local cache or a registry cache) or miss,
+//! and for every miss the reason that names its cause.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::{BuildError, CacheSource, StepCache};
+use crate::cache::{CacheKey, CacheRecord, LocalCache, MissReason, StepInputs};
+use crate::context::FileHashes;
+use crate::oci::OciLayout;
+
+/// The cache for one build: where hits come from, where results go, and what the user asked
+/// to skip.
+pub(super) struct Caching {
+    pub(super) local: Option<LocalCache>,
+    pub(super) hashes: FileHashes,
+    pub(super) no_cache: bool,
+    pub(super) no_cache_stages: BTreeSet<usize>,
+    pub(super) ttl: Option<Duration>,
+    pub(super) now: i64,
+    /// Every record of this build, hits included, in step order (for `--cache-to`).
+    pub(super) records: Vec<CacheRecord>,
+}
+
+/// What the chain above a step looks like.
+pub(super) struct Chain {
+    /// The key of the step before (or of the stage's base).
+    pub(super) key: CacheKey,
+    /// The first step of the chain that missed, if one did.
+    pub(super) first_miss: Option<usize>,
+}
+
+/// Where a step's key stands.
+pub(super) struct Lookup<'a> {
+    pub(super) key: &'a CacheKey,
+    pub(super) slot: &'a CacheKey,
+    pub(super) inputs: &'a StepInputs,
+    pub(super) stage: usize,
+    pub(super) chain: &'a Chain,
+    /// For `COPY --from=<stage>`: that stage's name and its first miss.
+    pub(super) source_stage_miss: Option<(String, usize)>,
+}
+
+impl Caching {
+    /// Finds `lookup.key`; on a miss, works out why.
+    pub(super) fn find(
+        &self,
+        lookup: &Lookup<'_>,
+    ) -> Result<(CacheRecord, CacheSource), MissReason> {
+        if self.no_cache || self.no_cache_stages.contains(&lookup.stage) {
+            return Err(MissReason::NoCache);
+        }
+        let mut expired = None;
+        if let Some(local) = &self.local
+            && let Some(record) = local.get(lookup.key)
+        {
+            match self.age_if_expired(&record) {
+                None => return Ok((record, CacheSource::Local)),
+                Some(age) => expired = Some(age),
+            }
+        }
+        if let Some(step) = lookup.chain.first_miss {
+            return Err(MissReason::ParentMissed { step });
+        }
+        if let Some((stage, step)) = &lookup.source_stage_miss {
+            return Err(MissReason::SourceStageChanged {
+                stage: stage.clone(),
+                step: *step,
+            });
+        }
+        if let Some(age_secs) = expired {
+            return Err(MissReason::Expired { age_secs });
+        }
+        let previous = self.local.as_ref().and_then(|l| l.inputs(lookup.slot));
+        match previous {
+            Some(p) if p.key.as_ref() != Some(lookup.key) => {
+                Err(lookup.inputs.explain(&p).unwrap_or(MissReason::NotInCache))
+            }
+            _ => Err(MissReason::NotInCache),
+        }
+    }
+
+    fn age_if_expired(&self, record: &CacheRecord) -> Option<i64> {
+        let ttl = self.ttl?;
+        let age = self.now - record.created;
+        (age > ttl.as_secs() as i64).then_some(age)
+    }
+
+    /// Remembers a step's result (built or reused) and the inputs it came from.
+    pub(super) fn remember(
+        &mut self,
+        record: CacheRecord,
+        slot: &CacheKey,
+        inputs: &StepInputs,
+        built: bool,
+        store: &OciLayout,
+    ) -> Result<(), BuildError> {
+        if let Some(local) = &self.local {
+            if built {
+                local.put(&record, store).map_err(BuildError::Cache)?;
+            }
+            let known = local.inputs(slot);
+            if known.as_ref().and_then(|k| k.key.as_ref()) != inputs.key.as_ref() {
+                local.set_inputs(slot, inputs).map_err(BuildError::Cache)?;
+            }
+        }
+        self.records.push(record);
+        Ok(())
+    }
+}
+
+impl StepCache {
+    /// The cache outcome for a step that was looked up.
+    pub(super) fn of(found: &Result<(CacheRecord, CacheSource), MissReason>) -> StepCache {
+        match found {
+            Ok((_, source)) => StepCache::Hit { source: *source },
+            Err(reason) => StepCache::Miss {
+                reason: reason.clone(),
+            },
+        }
+    }
+}

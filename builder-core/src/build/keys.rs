@@ -1,0 +1,173 @@
+//! What goes into each step's cache key: the parent's key, the step's canonical form, and its
+//! inputs (the context files a COPY reads as they will be in the layer, the stage or image a
+//! `COPY --from` reads, the build args and environment a RUN sees).
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use crate::cache::{CacheKey, FileState, KeyBuilder, StepInputs};
+use crate::context::{BuildContext, FileHashes};
+use crate::exec::ExecError;
+use crate::exec::copy::context_inputs;
+use crate::oci::{Digest, Platform};
+use crate::plan::{Op, Step};
+
+/// The key a stage's chain starts from.
+pub(super) fn root_key(image: Option<&Digest>, platform: &Platform) -> CacheKey {
+    match image {
+        None => KeyBuilder::new("scratch")
+            .str("platform", &platform.to_string())
+            .finish(),
+        Some(d) => KeyBuilder::new("image")
+            .str("digest", &d.to_string())
+            .str("platform", &platform.to_string())
+            .finish(),
+    }
+}
+
+/// Where a step stands in the build, for finding the inputs of the last build at the same place.
+pub(super) fn slot(context: &Path, dockerfile: &Path, stage: usize, step: usize) -> CacheKey {
+    KeyBuilder::new("slot")
+        .str("context", &context.to_string_lossy())
+        .str("dockerfile", &dockerfile.to_string_lossy())
+        .str("stage", &stage.to_string())
+        .str("step", &step.to_string())
+        .finish()
+}
+
+/// The key of `step` and the inputs it was made from.
+pub(super) fn step_key(
+    parent: &CacheKey,
+    step: &Step,
+    canonical: String,
+    from: Option<String>,
+    base: Option<String>,
+    context: &BuildContext,
+    hashes: &mut FileHashes,
+) -> Result<(CacheKey, StepInputs), ExecError> {
+    let mut inputs = StepInputs {
+        key: None,
+        instruction: canonical,
+        shown: step.created_by.clone(),
+        parent: Some(parent.clone()),
+        base,
+        from,
+        ..StepInputs::default()
+    };
+    match &step.op {
+        Op::Copy(op) => {
+            inputs.scope_args = step.build_args.clone();
+            let mut first_link: HashMap<(u64, u64), String> = HashMap::new();
+            for input in context_inputs(op, context)? {
+                let state = file_state(
+                    &input.path,
+                    &input.host,
+                    &input.metadata,
+                    op.chmod,
+                    hashes,
+                    &mut first_link,
+                )?;
+                inputs.files.insert(input.path, state);
+            }
+        }
+        Op::Run(op) => {
+            for (name, value) in &op.env {
+                if op.proxies.contains(name) {
+                    continue;
+                }
+                if op.build_args.contains(name) {
+                    inputs.args.insert(name.clone(), value.clone());
+                } else {
+                    inputs.env.insert(name.clone(), value.clone());
+                }
+            }
+        }
+        Op::Workdir { .. } | Op::Config => {}
+    }
+    let key = key_of(&inputs);
+    inputs.key = Some(key.clone());
+    Ok((key, inputs))
+}
+
+fn key_of(inputs: &StepInputs) -> CacheKey {
+    let mut k = KeyBuilder::new("step");
+    if let Some(p) = &inputs.parent {
+        k.key("parent", p);
+    }
+    k.str("instruction", &inputs.instruction);
+    k.opt("from", inputs.from.as_deref());
+    map_field(&mut k, "args", &inputs.args);
+    map_field(&mut k, "env", &inputs.env);
+    k.field("files", &(inputs.files.len() as u64).to_be_bytes());
+    for (path, state) in &inputs.files {
+        k.str("path", path)
+            .str("type", &state.kind)
+            .field("mode", &state.mode.to_be_bytes())
+            .str("content", &state.content);
+    }
+    k.finish()
+}
+
+fn map_field(k: &mut KeyBuilder, name: &str, map: &BTreeMap<String, String>) {
+    k.field(name, &(map.len() as u64).to_be_bytes());
+    for (key, value) in map {
+        k.str("name", key).str("value", value);
+    }
+}
+
+/// A context file as it will be in the layer: type, mode after `--chmod` (links are always
+/// 0777), and content digest, link target or device numbers. A second path to an inode already
+/// seen is a hard link to the first, as the copy makes it.
+fn file_state(
+    path: &str,
+    host: &Path,
+    meta: &std::fs::Metadata,
+    chmod: Option<u32>,
+    hashes: &mut FileHashes,
+    first_link: &mut HashMap<(u64, u64), String>,
+) -> Result<FileState, ExecError> {
+    let io = |action: &'static str| {
+        move |source| ExecError::Io {
+            action,
+            path: host.to_path_buf(),
+            source,
+        }
+    };
+    let ft = meta.file_type();
+    let mode = if ft.is_symlink() {
+        0o777
+    } else {
+        chmod.unwrap_or(meta.mode() & 0o7777)
+    };
+    let (kind, content) = if ft.is_dir() {
+        ("dir", String::new())
+    } else if ft.is_symlink() {
+        let target = std::fs::read_link(host).map_err(io("read link"))?;
+        ("symlink", target.to_string_lossy().into_owned())
+    } else if ft.is_file() {
+        let inode = (meta.dev(), meta.ino());
+        match first_link.get(&inode) {
+            Some(first) if meta.nlink() > 1 => ("hardlink", first.clone()),
+            _ => {
+                if meta.nlink() > 1 {
+                    first_link.insert(inode, path.to_string());
+                }
+                let digest = hashes.digest(host, meta).map_err(io("read"))?;
+                ("file", digest.to_string())
+            }
+        }
+    } else if ft.is_fifo() {
+        ("fifo", String::new())
+    } else if ft.is_char_device() || ft.is_block_device() {
+        let kind = if ft.is_char_device() { "char" } else { "block" };
+        (kind, meta.rdev().to_string())
+    } else {
+        ("socket", String::new())
+    };
+    Ok(FileState {
+        kind: kind.to_string(),
+        mode,
+        content,
+    })
+}
