@@ -19,6 +19,7 @@ fn build_in(context: &Path, store: &Path, tag: &str) -> BuildReport {
     let mut options = BuildOptions::new(context);
     options.store_dir = store.to_path_buf();
     options.layers_dir = store.with_extension("layers");
+    options.cache.dir = Some(store.with_extension("build-cache"));
     options.tags.push(tag.parse().unwrap());
     options.source_date_epoch = Some(1_700_000_000);
     build(&options, &|_| {}).unwrap()
@@ -131,6 +132,7 @@ fn a_base_in_neither_the_store_nor_a_reachable_registry_is_a_clear_error() {
     let mut options = BuildOptions::new(tmp.path());
     options.store_dir = tmp.path().join("store");
     options.layers_dir = tmp.path().join("layers");
+    options.cache.dir = Some(tmp.path().join("build-cache"));
     let err = build(&options, &|_| {}).unwrap_err();
     let mut text = err.to_string();
     let mut source = std::error::Error::source(&err);

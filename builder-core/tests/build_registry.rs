@@ -25,6 +25,7 @@ fn options(dir: &Path, store: &Path) -> BuildOptions {
     let mut o = BuildOptions::new(dir);
     o.store_dir = store.to_path_buf();
     o.layers_dir = store.with_extension("layers");
+    o.cache.dir = Some(store.with_extension("build-cache"));
     o.source_date_epoch = Some(1_700_000_000);
     o.registry = ClientOptions {
         docker_config_dir: Some(dir.join("no-docker-config")),

@@ -341,6 +341,7 @@ fn built_image_validates_as_oci_dir_and_tar() {
     let mut options = BuildOptions::new(example_context());
     options.store_dir = work.path().join("store");
     options.layers_dir = work.path().join("layers");
+    options.cache.dir = Some(work.path().join("build-cache"));
     options.outputs = vec![Output::OciDir(dir.clone()), Output::OciTar(tar.clone())];
     options.source_date_epoch = Some(1_700_000_000);
     let report = build(&options, &|_: BuildEvent| {}).unwrap();

@@ -55,6 +55,8 @@ fn namespace_and_chroot_give_the_same_image() {
                 "-q",
                 "--isolation",
                 isolation,
+                // The same cache dir keeps the base unpacked once; each isolation runs the steps.
+                "--no-cache",
                 "--cache-dir",
                 sb.path("cache"),
                 "--source-date-epoch",

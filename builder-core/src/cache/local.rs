@@ -280,7 +280,7 @@ impl LocalCache {
                 .unwrap_or(SystemTime::UNIX_EPOCH);
             out.push(CacheEntry { record, last_used });
         }
-        out.sort_by(|a, b| b.last_used.cmp(&a.last_used));
+        out.sort_by_key(|e| std::cmp::Reverse(e.last_used));
         Ok(out)
     }
 

@@ -86,6 +86,7 @@ impl Ctx {
         options.dockerfile = Some(df);
         options.store_dir = self.dir.path().join("store");
         options.layers_dir = self.dir.path().join("layers");
+        options.cache.dir = Some(self.dir.path().join("build-cache"));
         options.outputs = vec![Output::OciDir(out.clone())];
         options.plan.platform = "linux/amd64".parse().unwrap();
         options.plan.build_platform = "linux/arm64/v8".parse().unwrap();
