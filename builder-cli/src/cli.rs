@@ -28,6 +28,43 @@ pub enum Command {
     Login(LoginArgs),
     /// Remove saved credentials for a registry.
     Logout(LogoutArgs),
+    /// Look at or clean the layer cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+/// `kiln cache` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List cache entries, most recently used first.
+    Ls(CacheDirArgs),
+    /// Remove cache entries and the layers only they use (all of them without options).
+    Prune(PruneArgs),
+    /// Show the cache's size and the hit rate of the builds that used it.
+    Stats(CacheDirArgs),
+}
+
+/// Where the cache is.
+#[derive(Debug, Args)]
+pub struct CacheDirArgs {
+    /// The directory given to `kiln build --cache-dir`; `~/.cache/kiln` by default.
+    #[arg(long = "cache-dir", env = "KILN_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Options of `kiln cache prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Where the cache is.
+    #[command(flatten)]
+    pub dir: CacheDirArgs,
+    /// Keep the most recently used entries whose layers fit in this much space (`10GB`, `500MB`;
+    /// units are powers of 1024, as docker's).
+    #[arg(long = "keep-storage", value_name = "SIZE")]
+    pub keep_storage: Option<String>,
+    /// Keep entries used within this long (`24h`, `7d`).
+    #[arg(long = "keep-duration", value_name = "DURATION")]
+    pub keep_duration: Option<String>,
 }
 
 /// How to reach registries; shared by the commands that talk to them.

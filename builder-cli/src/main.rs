@@ -76,6 +76,7 @@ fn main() -> ExitCode {
         cli::Command::Push(args) => commands::push::run(args),
         cli::Command::Login(args) => commands::login::login(args),
         cli::Command::Logout(args) => commands::login::logout(args),
+        cli::Command::Cache(command) => commands::cache::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

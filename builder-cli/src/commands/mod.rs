@@ -1,6 +1,7 @@
 //! One module per subcommand: turn arguments into library calls and print the result.
 
 pub mod build;
+pub mod cache;
 pub mod images;
 pub mod login;
 pub mod parse;

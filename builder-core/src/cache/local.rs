@@ -6,6 +6,7 @@
 //! <root>/content/                  layer blobs, an OCI layout (so any tool can read them)
 //! <root>/keys/<key hex>.json       CacheRecord; its mtime is when it was last used
 //! <root>/inputs/<slot hex>.json    StepInputs of the last build at a step position
+//! <root>/context/<hex>.json        remembered content hashes of one build context's files
 //! <root>/builds.jsonl              one BuildStats line per build, for `kiln cache stats`
 //! ```
 //!
@@ -370,6 +371,13 @@ impl LocalCache {
                 .and_then(|i| i.key);
             !key.is_some_and(|k| kept_keys.contains(k.hex()))
         })?;
+        if options.keep_duration.is_none() && options.keep_storage.is_none() {
+            // Remembered context hashes only save reading; a full prune forgets them too.
+            let memo = self.root.join("context");
+            if memo.is_dir() {
+                remove_files(&memo, |_| true)?;
+            }
+        }
         let needed = referenced_blobs(&keep);
         let blob_dir = self.blobs.root().join("blobs").join("sha256");
         for item in fs::read_dir(&blob_dir).map_err(io_err("read directory", &blob_dir))? {
