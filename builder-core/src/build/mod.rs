@@ -9,6 +9,7 @@
 
 mod base;
 mod push;
+pub mod remote_cache;
 mod run;
 
 use std::collections::BTreeMap;
