@@ -231,12 +231,13 @@ fn read_cache(
     client
         .fetch_blob(&repository, &manifest.config.digest, store)
         .map_err(registry_err)?;
-    let bytes = store
-        .read_blob(&manifest.config.digest)
-        .map_err(|source| RemoteCacheError::Store {
-            reference: name.clone(),
-            source,
-        })?;
+    let bytes =
+        store
+            .read_blob(&manifest.config.digest)
+            .map_err(|source| RemoteCacheError::Store {
+                reference: name.clone(),
+                source,
+            })?;
     let mut config: RemoteCacheConfig =
         serde_json::from_slice(&bytes).map_err(|e| invalid("config", e))?;
     config.entries.retain(|key, record| {
