@@ -7,6 +7,25 @@
 //! downloaded when a hit needs its bytes. Exporting reads what the destination already holds,
 //! merges, and pushes the merged manifest through the ordinary image push, which skips blobs the
 //! destination has and mounts those another repository of the same registry has.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use builder_core::build::remote_cache::{RemoteCaches, export};
+//! use builder_core::oci::{OciLayout, Reference};
+//! use builder_core::registry::{BlockingClient, ClientOptions};
+//!
+//! let client = BlockingClient::new(ClientOptions::default())?;
+//! let store = OciLayout::open_or_create("/tmp/kiln-store")?;
+//! let cache: Reference = "registry.example/team/cache:main".parse()?;
+//! let mut warnings = Vec::new();
+//! let imported = RemoteCaches::import(&client, &[cache.clone()], &store, &mut warnings)?;
+//! // ... build, looking steps up with `imported.get(&key)` ...
+//! let records = imported.records().cloned().collect();
+//! let report = export(&client, &cache, records, &store, None, &imported, &[], None, 1_700_000_000)?;
+//! assert_eq!(report.tags.len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::BTreeMap;
 use std::io::{self, Cursor, Read};
@@ -364,6 +383,26 @@ impl RemoteCaches {
             .filter_map(|i| self.sources.get(*i))
     }
 
+    /// The repositories of the imported caches, those listing more of `config`'s layers first.
+    /// A registry answers a failed mount by opening an ordinary upload, which the push then
+    /// uses, so in effect only the first repository of the registry is tried for each blob.
+    fn mount_order(&self, config: &RemoteCacheConfig) -> Vec<Repository> {
+        let mut counts = vec![0usize; self.sources.len()];
+        for layer in config.layers() {
+            for &i in self.blobs.get(&layer.digest).into_iter().flatten() {
+                if let Some(count) = counts.get_mut(i) {
+                    *count += 1;
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..self.sources.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(counts.get(i).copied().unwrap_or(0)));
+        order
+            .into_iter()
+            .filter_map(|i| self.sources.get(i).cloned())
+            .collect()
+    }
+
     /// Whether some imported cache lists blob `digest`.
     fn knows(&self, digest: &Digest) -> bool {
         self.blobs.contains_key(digest)
@@ -507,7 +546,7 @@ pub fn export(
         imported,
         client,
     };
-    let mut mount_from = imported.repositories();
+    let mut mount_from = imported.mount_order(&merged);
     for repository in extra_mount_from {
         if !mount_from.contains(repository) {
             mount_from.push(repository.clone());
@@ -611,5 +650,24 @@ mod tests {
             caches.holders(&Digest::of(b"old")).collect::<Vec<_>>(),
             vec![&repo("b")]
         );
+    }
+
+    #[test]
+    fn mounts_are_tried_first_from_the_cache_holding_most_layers() {
+        let repo = |name: &str| Repository {
+            registry: "r.example".into(),
+            name: name.into(),
+        };
+        let (a, b, c) = (
+            record("a", 1, Some(b"a")),
+            record("b", 1, Some(b"b")),
+            record("c", 1, Some(b"c")),
+        );
+        let mut caches = RemoteCaches::none();
+        caches.add(repo("small"), config(std::slice::from_ref(&a)));
+        caches.add(repo("big"), config(&[b.clone(), c.clone()]));
+        caches.add(repo("unused"), config(&[record("d", 1, Some(b"d"))]));
+        let order = caches.mount_order(&config(&[a, b, c]));
+        assert_eq!(order, vec![repo("big"), repo("small"), repo("unused")]);
     }
 }
