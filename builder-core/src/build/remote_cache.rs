@@ -136,7 +136,7 @@ struct Descriptor {
 struct CacheManifest {
     #[serde(rename = "schemaVersion")]
     schema_version: u32,
-    #[serde(rename = "mediaType")]
+    #[serde(rename = "mediaType", default)]
     media_type: String,
     #[serde(rename = "artifactType", default)]
     artifact_type: Option<String>,
