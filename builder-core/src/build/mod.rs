@@ -11,6 +11,7 @@ mod base;
 mod caching;
 mod keys;
 mod push;
+pub mod remote_cache;
 pub mod report;
 mod run;
 
