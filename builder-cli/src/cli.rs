@@ -172,6 +172,14 @@ pub struct BuildArgs {
     /// Build every step of this stage (by name); repeatable or comma-separated.
     #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
     pub no_cache_filter: Vec<String>,
+    /// Take cache hits from this registry cache (`registry/repo:tag`, or BuildKit's
+    /// `type=registry,ref=REF`); repeatable.
+    #[arg(long = "cache-from", value_name = "REF")]
+    pub cache_from: Vec<String>,
+    /// Write this build's cache entries to this registry cache, merged with what it holds;
+    /// repeatable.
+    #[arg(long = "cache-to", value_name = "REF")]
+    pub cache_to: Vec<String>,
     /// Do not use cache entries older than this (`30m`, `12h`, `7d`).
     #[arg(long = "cache-ttl", value_name = "DURATION")]
     pub cache_ttl: Option<String>,

@@ -38,6 +38,14 @@ fn options(args: &BuildArgs) -> Result<BuildOptions, Failure> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
+    for (flag, raw, list) in [
+        ("--cache-from", &args.cache_from, &mut options.cache.from),
+        ("--cache-to", &args.cache_to, &mut options.cache.to),
+    ] {
+        for r in raw {
+            list.push(cache_ref(flag, r)?);
+        }
+    }
     if let Some(ttl) = &args.cache_ttl {
         options.cache.ttl = Some(
             super::parse_duration(ttl)
@@ -80,6 +88,31 @@ fn options(args: &BuildArgs) -> Result<BuildOptions, Failure> {
         );
     }
     Ok(options)
+}
+
+/// A registry cache reference: `REF`, or BuildKit's `type=registry,ref=REF[,mode=max]`.
+fn cache_ref(flag: &str, spec: &str) -> Result<Reference, Failure> {
+    let reference = if spec.contains('=') {
+        let mut reference = None;
+        for part in spec.split(',') {
+            match part.split_once('=') {
+                Some(("type", "registry")) | Some(("mode", "max")) => {}
+                Some(("ref", r)) => reference = Some(r),
+                _ => {
+                    return Err(Failure::usage(format!(
+                        "invalid {flag} `{spec}`: expected REF or type=registry,ref=REF"
+                    )));
+                }
+            }
+        }
+        reference
+            .ok_or_else(|| Failure::usage(format!("invalid {flag} `{spec}`: `ref=` is missing")))?
+    } else {
+        spec
+    };
+    reference
+        .parse::<Reference>()
+        .map_err(|e| Failure::usage(format!("invalid {flag} `{spec}`: {e}")))
 }
 
 /// `--volume HOST:CONTAINER[:ro]`, as buildah's `-v`.

@@ -283,6 +283,8 @@ impl ImageResolver for BaseImages<'_> {
 pub(super) struct BuiltImage {
     pub(super) image: LayoutImage,
     pub(super) base: Option<Arc<RemoteImage>>,
+    /// Registry caches holding layers reused from them and not downloaded yet.
+    pub(super) remote_cache: Option<Arc<super::RemoteCacheSource>>,
 }
 
 impl Image for BuiltImage {
@@ -295,9 +297,28 @@ impl Image for BuiltImage {
     }
 
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send>, ImageError> {
+        let store = self.image.layout();
+        if store.has_blob(digest) {
+            return self.image.open_blob(digest);
+        }
+        if let Some(cache) = &self.remote_cache
+            && cache
+                .caches
+                .records()
+                .any(|r| r.layer.as_ref().is_some_and(|l| l.digest == *digest))
+        {
+            cache.fetch(digest, store).map_err(|e| {
+                ImageError::Layout(crate::oci::LayoutError::Io {
+                    action: "download a cached layer into",
+                    path: store.root().to_path_buf(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            })?;
+            return self.image.open_blob(digest);
+        }
         match &self.base {
-            Some(base) if !self.image.layout().has_blob(digest) => base.open_blob(digest),
-            _ => self.image.open_blob(digest),
+            Some(base) => base.open_blob(digest),
+            None => self.image.open_blob(digest),
         }
     }
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use super::remote_cache::RemoteCaches;
 use super::{BuildError, CacheSource, StepCache};
 use crate::cache::{CacheKey, CacheRecord, LocalCache, MissReason, StepInputs};
 use crate::context::FileHashes;
@@ -13,6 +14,7 @@ use crate::oci::OciLayout;
 /// to skip.
 pub(super) struct Caching {
     pub(super) local: Option<LocalCache>,
+    pub(super) remote: Option<RemoteCaches>,
     pub(super) hashes: FileHashes,
     pub(super) no_cache: bool,
     pub(super) no_cache_stages: BTreeSet<usize>,
@@ -57,6 +59,12 @@ impl Caching {
             match self.age_if_expired(&record) {
                 None => return Ok((record, CacheSource::Local)),
                 Some(age) => expired = Some(age),
+            }
+        }
+        if let Some(record) = self.remote.as_ref().and_then(|r| r.get(lookup.key)) {
+            match self.age_if_expired(record) {
+                None => return Ok((record.clone(), CacheSource::Remote)),
+                Some(age) => expired = Some(expired.map_or(age, |a: i64| a.min(age))),
             }
         }
         if let Some(step) = lookup.chain.first_miss {

@@ -81,8 +81,12 @@ pub struct CacheOptions {
     pub no_cache: bool,
     /// `--no-cache-filter`: stages (by name) whose steps are all built.
     pub no_cache_stages: Vec<String>,
-    /// Entries older than this are not used (`--cache-ttl`).
+    /// Entries older than this are not used (`--cache-ttl`), nor exported to `to`.
     pub ttl: Option<Duration>,
+    /// Registry caches to take hits from (`--cache-from`), in order.
+    pub from: Vec<Reference>,
+    /// Registry caches to write this build's entries to, merged with theirs (`--cache-to`).
+    pub to: Vec<Reference>,
 }
 
 impl BuildOptions {
@@ -423,6 +427,9 @@ pub enum BuildError {
     /// The layer cache could not be read or written.
     #[error("the layer cache failed")]
     Cache(#[source] CacheError),
+    /// A registry cache could not be read or written.
+    #[error(transparent)]
+    RemoteCache(#[from] remote_cache::RemoteCacheError),
     /// `--no-cache-filter` names a stage the Dockerfile does not have.
     #[error("--no-cache-filter names no stage: `{stage}`; {}", named(available))]
     UnknownNoCacheStage {
@@ -495,6 +502,23 @@ struct StageResult {
     /// The registry image the stage's layers start with, if any: blobs an output needs and the
     /// store lacks come from there, and a push mounts from its repository.
     remote_base: Option<Arc<RemoteImage>>,
+    /// Layer blobs reused from a registry cache and not downloaded yet, and where they are.
+    pending: Vec<Digest>,
+    remote_cache: Option<Arc<RemoteCacheSource>>,
+}
+
+/// The registry caches of a build and the client that reads them.
+struct RemoteCacheSource {
+    caches: remote_cache::RemoteCaches,
+    client: registry::BlockingClient,
+}
+
+impl RemoteCacheSource {
+    fn fetch(&self, digest: &Digest, store: &OciLayout) -> Result<(), BuildError> {
+        self.caches
+            .fetch_blob(&self.client, digest, store)
+            .map_err(BuildError::from)
+    }
 }
 
 impl StageResult {
@@ -504,6 +528,8 @@ impl StageResult {
             layers: Vec::new(),
             history: Vec::new(),
             remote_base: None,
+            pending: Vec::new(),
+            remote_cache: None,
         }
     }
 
@@ -514,7 +540,24 @@ impl StageResult {
             layers: image.layers()?,
             history: image.config()?.history,
             remote_base: base.remote(),
+            pending: Vec::new(),
+            remote_cache: None,
         })
+    }
+
+    /// Downloads the layer blobs still in a registry (the base's, and those reused from a
+    /// registry cache) into `store`, for a step or an output that reads their bytes.
+    fn fetch_blobs(&mut self, store: &OciLayout) -> Result<(), BuildError> {
+        if let Some(base) = &self.remote_base {
+            base.fetch_layers_blocking()?;
+        }
+        if let Some(source) = &self.remote_cache {
+            for digest in &self.pending {
+                source.fetch(digest, store)?;
+            }
+        }
+        self.pending.clear();
+        Ok(())
     }
 
     /// The stage's filesystem, read from its layers the first time a step looks at it (RUN
@@ -525,9 +568,7 @@ impl StageResult {
         unpacked: &layer::UnpackedLayers,
     ) -> Result<&mut FsTree, BuildError> {
         if self.tree.is_none() {
-            if let Some(base) = &self.remote_base {
-                base.fetch_layers_blocking()?;
-            }
+            self.fetch_blobs(store)?;
             self.tree = Some(base::tree_from_layers(&self.layers, store, unpacked)?);
         }
         Ok(self.tree.get_or_insert_with(FsTree::new))
@@ -592,8 +633,25 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
         ))),
         None => FileHashes::in_memory(),
     };
+    let remote = if options.cache.from.is_empty() {
+        None
+    } else {
+        let client = registry::BlockingClient::new(options.registry.clone())?;
+        let mut warnings = Vec::new();
+        let caches = remote_cache::RemoteCaches::import(
+            &client,
+            &options.cache.from,
+            &store,
+            &mut warnings,
+        )?;
+        for w in warnings {
+            reporter.report(BuildEvent::Warning(w));
+        }
+        Some(Arc::new(RemoteCacheSource { caches, client }))
+    };
     let mut caching = caching::Caching {
         local,
+        remote: remote.as_ref().map(|r| r.caches.clone()),
         hashes,
         no_cache: options.cache.no_cache,
         no_cache_stages,
@@ -650,6 +708,9 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                 (StageResult::from_image(base)?, chain, Some(name))
             }
         };
+        if result.remote_cache.is_none() {
+            result.remote_cache = remote.clone();
+        }
         for (position, step) in stage.steps.iter().enumerate() {
             number += 1;
             let step_started = Instant::now();
@@ -724,12 +785,14 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
             let layer = match found {
                 Ok((record, source)) => {
                     let layer = record.layer.as_ref().map(LayerRef::from);
-                    if let (Some(l), Some(local), CacheSource::Local) =
-                        (&layer, &caching.local, source)
-                    {
-                        local
+                    match (&layer, &caching.local, source) {
+                        (Some(l), Some(local), CacheSource::Local) => local
                             .export_blob(&l.digest, &store)
-                            .map_err(BuildError::Cache)?;
+                            .map_err(BuildError::Cache)?,
+                        (Some(l), _, CacheSource::Remote) if !store.has_blob(&l.digest) => {
+                            result.pending.push(l.digest.clone());
+                        }
+                        _ => {}
                     }
                     if layer.is_some() {
                         // The filesystem model, if read, lacks the reused layer: read it again
@@ -862,7 +925,9 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
     let _ = caching.hashes.save();
 
     let target = plan.target_stage();
-    let result = &results[&plan.target];
+    let mut result = results
+        .remove(&plan.target)
+        .unwrap_or_else(StageResult::empty);
     let mut config = target.config.clone();
     config.created = Some(created);
     config.rootfs.diff_ids = result.layers.iter().map(|l| l.diff_id.clone()).collect();
@@ -878,6 +943,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
     let image = BuiltImage {
         image: LayoutImage::new(store.clone(), digest.clone()),
         base: result.remote_base.clone(),
+        remote_cache: remote.clone(),
     };
     for output in &options.outputs {
         export::export(&image, output, &options.tags).map_err(|source| BuildError::Export {
@@ -891,6 +957,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
             .remote_base
             .iter()
             .map(|b| b.source().clone())
+            .chain(remote.iter().flat_map(|r| r.caches.repositories()))
             .collect();
         Some(push::push_with(
             bases.client()?,
@@ -903,16 +970,41 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
         None
     };
     if options.outputs.is_empty() && !options.push {
-        if let Some(base) = &result.remote_base {
-            // A stored image must be complete: fetch the base layers the store does not have.
-            base.fetch_layers_blocking()?;
-        }
+        // A stored image must be complete: fetch the layers the store does not have.
+        result.fetch_blobs(&store)?;
         let names: Vec<String> = options.tags.iter().map(Reference::familiar).collect();
         store.add_manifest(&manifest, &names)?;
         reporter.report(BuildEvent::Exported(format!(
             "local store `{}`",
             store.root().display()
         )));
+    }
+    for dest in &options.cache.to {
+        let none = remote_cache::RemoteCaches::none();
+        let (client, imported) = match &remote {
+            Some(r) => (&r.client, &r.caches),
+            None => (bases.client()?, &none),
+        };
+        let mut mount_from: Vec<registry::Repository> = result
+            .remote_base
+            .iter()
+            .map(|b| b.source().clone())
+            .collect();
+        if options.push {
+            mount_from.extend(options.tags.iter().map(registry::Repository::of));
+        }
+        remote_cache::export(
+            client,
+            dest,
+            caching.records.clone(),
+            &store,
+            caching.local.as_ref(),
+            imported,
+            &mount_from,
+            options.cache.ttl,
+            wall_now,
+        )?;
+        reporter.report(BuildEvent::Exported(format!("cache `{dest}`")));
     }
     let duration = started.elapsed();
     if let Some(local) = &caching.local {

@@ -159,9 +159,7 @@ impl Runner<'_> {
                 location: location.clone(),
             });
         }
-        if let Some(base) = &result.remote_base {
-            base.fetch_layers_blocking()?;
-        }
+        result.fetch_blobs(self.store)?;
         let step_err = |source: ExecError| BuildError::Step {
             keyword: "RUN".to_string(),
             location: location.clone(),
