@@ -73,7 +73,11 @@ fn a_second_machine_gets_every_step_from_the_registry_cache() {
             &cache
         ],
     );
-    assert!(out.stderr.contains("#2 ran on the builder"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("#2 ran on the builder"),
+        "{}",
+        out.stderr
+    );
     assert!(
         layer_steps(&a).iter().all(|s| s["cache"] == "miss"),
         "{a:#}"
@@ -93,7 +97,11 @@ fn a_second_machine_gets_every_step_from_the_registry_cache() {
             format!("type=registry,ref={cache}")
         ],
     );
-    assert!(!out.stderr.contains("#2 ran on the builder"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("#2 ran on the builder"),
+        "{}",
+        out.stderr
+    );
     let (a_steps, b_steps) = (layer_steps(&a), layer_steps(&b));
     assert_eq!(b_steps.len(), 3);
     for (x, y) in a_steps.iter().zip(&b_steps) {
@@ -154,7 +162,11 @@ fn a_second_machine_gets_every_step_from_the_registry_cache() {
         ["hit", "hit", "miss"],
         "{c:#}"
     );
-    assert!(!out.stderr.contains("#2 ran on the builder"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("#2 ran on the builder"),
+        "{}",
+        out.stderr
+    );
     let third = Sandbox::new();
     let ctx = context(&third, &base);
     fs::write(ctx.join("later.txt"), "two\n").unwrap();
