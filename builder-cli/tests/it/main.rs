@@ -8,6 +8,7 @@ mod common;
 #[path = "../../../builder-core/tests/support/mod.rs"]
 mod support;
 
+mod cache;
 mod cache_registry;
 mod context;
 mod differential;

@@ -67,6 +67,11 @@ impl Caching {
                 Some(age) => expired = Some(expired.map_or(age, |a: i64| a.min(age))),
             }
         }
+        // The key is in the cache but too old: a fresh entry would have hit whatever missed
+        // above it (a parent rebuilt with the same key), so the age is the whole reason.
+        if let Some(age_secs) = expired {
+            return Err(MissReason::Expired { age_secs });
+        }
         if let Some(step) = lookup.chain.first_miss {
             return Err(MissReason::ParentMissed { step });
         }
@@ -75,9 +80,6 @@ impl Caching {
                 stage: stage.clone(),
                 step: *step,
             });
-        }
-        if let Some(age_secs) = expired {
-            return Err(MissReason::Expired { age_secs });
         }
         let previous = self.local.as_ref().and_then(|l| l.inputs(lookup.slot));
         match previous {

@@ -13,23 +13,41 @@ use crate::exec::copy::context_inputs;
 use crate::oci::{Digest, Platform};
 use crate::plan::{Op, Step};
 
-/// The key a stage's chain starts from.
-pub(super) fn root_key(image: Option<&Digest>, platform: &Platform) -> CacheKey {
-    match image {
-        None => KeyBuilder::new("scratch")
-            .str("platform", &platform.to_string())
-            .finish(),
-        Some(d) => KeyBuilder::new("image")
-            .str("digest", &d.to_string())
-            .str("platform", &platform.to_string())
-            .finish(),
-    }
+/// The key a stage's chain starts from: the base image (or none), the platform, and
+/// `SOURCE_DATE_EPOCH`, which clamps the times in every layer and so is part of every key.
+pub(super) fn root_key(
+    image: Option<&Digest>,
+    platform: &Platform,
+    source_date_epoch: Option<i64>,
+) -> CacheKey {
+    let mut k = match image {
+        None => KeyBuilder::new("scratch"),
+        Some(d) => {
+            let mut k = KeyBuilder::new("image");
+            k.str("digest", &d.to_string());
+            k
+        }
+    };
+    k.str("platform", &platform.to_string()).opt(
+        "source_date_epoch",
+        source_date_epoch.map(|s| s.to_string()).as_deref(),
+    );
+    k.finish()
 }
 
 /// Where a step stands in the build, for finding the inputs of the last build at the same place.
+/// The context is named by its directory's name and the Dockerfile by its path inside it, so a
+/// fresh checkout of the same project in another directory (as CI runners make) still finds
+/// what the last build saw.
 pub(super) fn slot(context: &Path, dockerfile: &Path, stage: usize, step: usize) -> CacheKey {
+    let dockerfile = std::fs::canonicalize(dockerfile).unwrap_or_else(|_| dockerfile.to_path_buf());
+    let dockerfile = dockerfile.strip_prefix(context).unwrap_or(&dockerfile);
+    let name = context
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     KeyBuilder::new("slot")
-        .str("context", &context.to_string_lossy())
+        .str("context", &name)
         .str("dockerfile", &dockerfile.to_string_lossy())
         .str("stage", &stage.to_string())
         .str("step", &step.to_string())
@@ -37,9 +55,11 @@ pub(super) fn slot(context: &Path, dockerfile: &Path, stage: usize, step: usize)
 }
 
 /// The key of `step` and the inputs it was made from.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn step_key(
     parent: &CacheKey,
     step: &Step,
+    source_date_epoch: Option<i64>,
     canonical: String,
     from: Option<String>,
     base: Option<String>,
@@ -52,6 +72,7 @@ pub(super) fn step_key(
         shown: step.created_by.clone(),
         parent: Some(parent.clone()),
         base,
+        source_date_epoch,
         from,
         ..StepInputs::default()
     };

@@ -681,7 +681,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
             Base::Scratch => (
                 StageResult::empty(),
                 caching::Chain {
-                    key: keys::root_key(None, &stage.platform),
+                    key: keys::root_key(None, &stage.platform, options.source_date_epoch),
                     first_miss: None,
                 },
                 None,
@@ -701,7 +701,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                 let base = bases.get(r, &stage.platform)?;
                 let digest = base.image().digest()?;
                 let chain = caching::Chain {
-                    key: keys::root_key(Some(&digest), &stage.platform),
+                    key: keys::root_key(Some(&digest), &stage.platform, options.source_date_epoch),
                     first_miss: None,
                 };
                 let name = format!("{}@{digest}", r.familiar());
@@ -765,6 +765,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
             let (key, inputs) = keys::step_key(
                 &chain.key,
                 step,
+                options.source_date_epoch,
                 canonical,
                 from,
                 base_name.take(),

@@ -91,6 +91,9 @@ pub struct StepInputs {
     /// For a stage's first step: the image the stage starts from, as `name@digest`.
     #[serde(default)]
     pub base: Option<String>,
+    /// `SOURCE_DATE_EPOCH`, which clamps every layer's times.
+    #[serde(default)]
+    pub source_date_epoch: Option<i64>,
     /// For `COPY --from`: the stage key or image digest it reads.
     #[serde(default)]
     pub from: Option<String>,
@@ -274,18 +277,14 @@ impl StepInputs {
     /// build arg, the environment, and last the parent. `None` when they are the same.
     pub fn explain(&self, previous: &StepInputs) -> Option<MissReason> {
         if self.instruction != previous.instruction {
-            let mut all_before = previous.scope_args.clone();
-            all_before.extend(previous.args.clone());
-            let mut all_now = self.scope_args.clone();
-            all_now.extend(self.args.clone());
-            if let Some((name, old, new)) = first_change(&all_before, &all_now) {
-                return Some(MissReason::ArgChanged { name, old, new });
-            }
             let (old, new) = if self.shown != previous.shown {
                 (previous.shown.clone(), self.shown.clone())
             } else {
                 (previous.instruction.clone(), self.instruction.clone())
             };
+            if let Some((name, old, new)) = self.arg_behind(previous, &old, &new) {
+                return Some(MissReason::ArgChanged { name, old, new });
+            }
             return Some(MissReason::InstructionChanged { old, new });
         }
         if self.base != previous.base
@@ -294,6 +293,14 @@ impl StepInputs {
             return Some(MissReason::BaseChanged {
                 old: old.clone(),
                 new: new.clone(),
+            });
+        }
+        if self.source_date_epoch != previous.source_date_epoch {
+            let shown = |v: Option<i64>| v.map(|v| v.to_string());
+            return Some(MissReason::EnvChanged {
+                name: "SOURCE_DATE_EPOCH".to_string(),
+                old: shown(previous.source_date_epoch),
+                new: shown(self.source_date_epoch),
             });
         }
         if self.from != previous.from {
@@ -339,18 +346,59 @@ impl StepInputs {
         }
         None
     }
+
+    /// The build arg whose new value turned the instruction `old` into `new`, if build args
+    /// alone explain the change: putting each changed arg's new value in place of its old one in
+    /// `old` must give `new`. An instruction that was edited while some arg in scope also
+    /// changed is then reported as edited, not blamed on the arg.
+    fn arg_behind(&self, previous: &StepInputs, old: &str, new: &str) -> Option<Change> {
+        let mut all_before = previous.scope_args.clone();
+        all_before.extend(previous.args.clone());
+        let mut all_now = self.scope_args.clone();
+        all_now.extend(self.args.clone());
+        let changes = all_changes(&all_before, &all_now);
+        let mut substituted = old.to_string();
+        for (_, before, now) in &changes {
+            if let Some(before) = before.as_deref().filter(|b| !b.is_empty()) {
+                substituted = substituted.replace(before, now.as_deref().unwrap_or(""));
+            }
+        }
+        if substituted == new {
+            return changes.into_iter().find(|(_, before, _)| {
+                before
+                    .as_deref()
+                    .is_some_and(|b| !b.is_empty() && old.contains(b))
+            });
+        }
+        // An arg that was unset or empty cannot be found in the old text: it explains the
+        // change when its new value is what appeared.
+        changes.into_iter().find(|(_, before, now)| {
+            before.as_deref().is_none_or(str::is_empty)
+                && now
+                    .as_deref()
+                    .is_some_and(|n| !n.is_empty() && new.contains(n) && !old.contains(n))
+        })
+    }
 }
 
 type Change = (String, Option<String>, Option<String>);
 
-fn first_change(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Option<Change> {
+/// Every name whose value differs between `old` and `new`, in name order.
+fn all_changes(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<Change> {
     let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
     names.sort();
     names.dedup();
-    names.into_iter().find_map(|name| {
-        let (o, n) = (old.get(name), new.get(name));
-        (o != n).then(|| (name.clone(), o.cloned(), n.cloned()))
-    })
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let (o, n) = (old.get(name), new.get(name));
+            (o != n).then(|| (name.clone(), o.cloned(), n.cloned()))
+        })
+        .collect()
+}
+
+fn first_change(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Option<Change> {
+    all_changes(old, new).into_iter().next()
 }
 
 #[cfg(test)]
@@ -388,6 +436,44 @@ mod tests {
         assert_eq!(
             now.explain(&before).unwrap().to_string(),
             "file `lib.py` was removed"
+        );
+    }
+
+    fn copy(shown: &str, args: &[(&str, &str)]) -> StepInputs {
+        StepInputs {
+            instruction: format!("{{\"op\":\"{shown}\"}}"),
+            shown: shown.into(),
+            scope_args: args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..StepInputs::default()
+        }
+    }
+
+    #[test]
+    fn an_instruction_changes_by_an_arg_only_when_the_arg_explains_the_new_text() {
+        let before = copy("COPY a.txt /x", &[("NAME", "a"), ("UNUSED", "1")]);
+        let by_arg = copy("COPY b.txt /x", &[("NAME", "b"), ("UNUSED", "1")]);
+        assert_eq!(
+            by_arg.explain(&before).unwrap().to_string(),
+            "build arg `NAME` changed: `a` → `b`"
+        );
+        let edited = copy("COPY b.txt /x", &[("NAME", "a"), ("UNUSED", "2")]);
+        assert_eq!(
+            edited.explain(&before).unwrap().to_string(),
+            "instruction changed: `COPY a.txt /x` → `COPY b.txt /x`"
+        );
+        let both = copy("COPY b.txt /x", &[("NAME", "b"), ("UNUSED", "2")]);
+        assert_eq!(
+            both.explain(&before).unwrap().to_string(),
+            "build arg `NAME` changed: `a` → `b`"
+        );
+        let unset = copy("COPY .txt /x", &[("UNUSED", "1")]);
+        let set = copy("COPY dev.txt /x", &[("SUFFIX", "dev"), ("UNUSED", "1")]);
+        assert_eq!(
+            set.explain(&unset).unwrap().to_string(),
+            "build arg `SUFFIX` changed: unset → `dev`"
         );
     }
 
