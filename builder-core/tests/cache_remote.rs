@@ -535,7 +535,7 @@ fn blobs_of_a_cache_in_one_repository_are_mounted_into_another() {
     let report = export(
         &client,
         &team_b,
-        imported.records().cloned().collect(),
+        imported.records().cloned().collect::<Vec<_>>(),
         &other,
         None,
         &imported,
@@ -640,7 +640,7 @@ fn blobs_come_from_the_local_cache_or_are_downloaded_from_an_imported_one() {
     let report = export(
         &client,
         &reference(&elsewhere, "mirror/cache:main"),
-        imported.records().cloned().collect(),
+        imported.records().cloned().collect::<Vec<_>>(),
         &third,
         None,
         &imported,

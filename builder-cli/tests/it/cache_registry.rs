@@ -179,4 +179,23 @@ fn a_second_machine_gets_every_step_from_the_registry_cache() {
         layer_steps(&e).iter().all(|s| s["cache"] == "hit"),
         "both versions are cached: {e:#}"
     );
+
+    // A runner with an empty cache dir still learns from the registry cache what changed.
+    let fifth = Sandbox::new();
+    let ctx = context(&fifth, &base);
+    fs::write(ctx.join("later.txt"), "three\n").unwrap();
+    let (_, f) = build(&fifth, &ctx, args!["--cache-from", &cache]);
+    let reason = &layer_steps(&f)[2]["reason"];
+    assert_eq!(reason["kind"], "file_changed", "{f:#}");
+    assert_eq!(reason["path"], "later.txt");
+    assert_eq!(reason["old"], sha256(b"two\n"));
+    assert_eq!(reason["new"], sha256(b"three\n"));
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    fs::write(&file, bytes).unwrap();
+    let out = tool("sha256sum", args![&file]);
+    format!("sha256:{}", out.split_whitespace().next().unwrap())
 }

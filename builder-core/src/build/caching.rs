@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::remote_cache::RemoteCaches;
 use super::{BuildError, CacheSource, StepCache};
+use crate::cache::remote::RemoteCacheConfig;
 use crate::cache::{CacheKey, CacheRecord, LocalCache, MissReason, StepInputs};
 use crate::context::FileHashes;
 use crate::oci::OciLayout;
@@ -20,8 +21,9 @@ pub(super) struct Caching {
     pub(super) no_cache_stages: BTreeSet<usize>,
     pub(super) ttl: Option<Duration>,
     pub(super) now: i64,
-    /// Every record of this build, hits included, in step order (for `--cache-to`).
-    pub(super) records: Vec<CacheRecord>,
+    /// Every record of this build, hits included, and the inputs at each step position (for
+    /// `--cache-to`).
+    pub(super) exported: RemoteCacheConfig,
 }
 
 /// What the chain above a step looks like.
@@ -81,7 +83,15 @@ impl Caching {
                 step: *step,
             });
         }
-        let previous = self.local.as_ref().and_then(|l| l.inputs(lookup.slot));
+        let previous = self
+            .local
+            .as_ref()
+            .and_then(|l| l.inputs(lookup.slot))
+            .or_else(|| {
+                self.remote
+                    .as_ref()
+                    .and_then(|r| r.inputs(lookup.slot).cloned())
+            });
         match previous {
             Some(p) if p.key.as_ref() != Some(lookup.key) => {
                 Err(lookup.inputs.explain(&p).unwrap_or(MissReason::NotInCache))
@@ -114,7 +124,8 @@ impl Caching {
                 local.set_inputs(slot, inputs).map_err(BuildError::Cache)?;
             }
         }
-        self.records.push(record);
+        self.exported.inputs.insert(slot.clone(), inputs.clone());
+        self.exported.entries.insert(record.key.clone(), record);
         Ok(())
     }
 }

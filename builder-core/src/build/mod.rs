@@ -657,7 +657,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
         no_cache_stages,
         ttl: options.cache.ttl,
         now: wall_now,
-        records: Vec::new(),
+        exported: cache::remote::RemoteCacheConfig::default(),
     };
     let total: usize = plan.order.iter().map(|i| plan.stages[i].steps.len()).sum();
     let mut number = 0;
@@ -997,7 +997,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
         remote_cache::export(
             client,
             dest,
-            caching.records.clone(),
+            caching.exported.clone(),
             &store,
             caching.local.as_ref(),
             imported,

@@ -21,7 +21,7 @@
 //! let mut warnings = Vec::new();
 //! let imported = RemoteCaches::import(&client, &[cache.clone()], &store, &mut warnings)?;
 //! // ... build, looking steps up with `imported.get(&key)` ...
-//! let records = imported.records().cloned().collect();
+//! let records: Vec<_> = imported.records().cloned().collect();
 //! let report = export(&client, &cache, records, &store, None, &imported, &[], None, 1_700_000_000)?;
 //! assert_eq!(report.tags.len(), 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -35,7 +35,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::remote::{CACHE_ARTIFACT_TYPE, CACHE_CONFIG_MEDIA_TYPE, RemoteCacheConfig};
-use crate::cache::{CacheKey, CacheRecord, CachedLayer, LocalCache};
+use crate::cache::{CacheKey, CacheRecord, CachedLayer, LocalCache, StepInputs};
 use crate::oci::{Digest, Image, ImageError, LayoutError, OciLayout, Reference, media};
 use crate::registry::{self, BlockingClient, PushOptions, PushReport, Repository};
 
@@ -274,6 +274,9 @@ pub struct RemoteCaches {
     sources: Vec<Repository>,
     /// For each layer blob, the indexes in `sources` of the caches that list it.
     blobs: BTreeMap<Digest, Vec<usize>>,
+    /// The inputs of the last build at each step position, from the caches in order (the first
+    /// cache that has a position wins).
+    inputs: BTreeMap<CacheKey, StepInputs>,
 }
 
 impl RemoteCaches {
@@ -312,6 +315,9 @@ impl RemoteCaches {
                 self.sources.len() - 1
             }
         };
+        for (slot, inputs) in config.inputs {
+            self.inputs.entry(slot).or_insert(inputs);
+        }
         for (key, record) in config.entries {
             if let Some(layer) = &record.layer {
                 let holders = self.blobs.entry(layer.digest.clone()).or_default();
@@ -326,6 +332,11 @@ impl RemoteCaches {
                 }
             }
         }
+    }
+
+    /// The inputs of the last build exported at step position `slot`, to explain a miss.
+    pub fn inputs(&self, slot: &CacheKey) -> Option<&StepInputs> {
+        self.inputs.get(slot)
     }
 
     /// The newest record for `key` across the imported caches.
@@ -504,7 +515,7 @@ impl Image for CacheImage<'_> {
 pub fn export(
     client: &BlockingClient,
     dest: &Reference,
-    records: Vec<CacheRecord>,
+    records: impl Into<RemoteCacheConfig>,
     store: &OciLayout,
     local: Option<&LocalCache>,
     imported: &RemoteCaches,
@@ -519,13 +530,7 @@ pub fn export(
     }
     let dest = with_tag(dest);
     let mut merged = read_cache(client, &dest, store)?.unwrap_or_default();
-    let mut fresh = RemoteCacheConfig::default();
-    for record in records {
-        fresh.merge(RemoteCacheConfig {
-            entries: BTreeMap::from([(record.key.clone(), record)]),
-        });
-    }
-    merged.merge(fresh);
+    merged.merge(records.into());
     if let Some(ttl) = ttl {
         merged.expire(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX), now);
     }
@@ -597,6 +602,7 @@ mod tests {
     fn config(records: &[CacheRecord]) -> RemoteCacheConfig {
         RemoteCacheConfig {
             entries: records.iter().map(|r| (r.key.clone(), r.clone())).collect(),
+            inputs: BTreeMap::new(),
         }
     }
 

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::key::CacheKey;
-use super::record::{CacheRecord, CachedLayer};
+use super::record::{CacheRecord, CachedLayer, StepInputs};
 use crate::oci::Digest;
 
 /// The media type of the config blob of a cache manifest.
@@ -25,11 +25,30 @@ pub const CACHE_ARTIFACT_TYPE: &str = "application/vnd.kiln.cache.v1";
 pub struct RemoteCacheConfig {
     /// Entries by key.
     pub entries: BTreeMap<CacheKey, CacheRecord>,
+    /// The inputs of the last exported build at each step position, so a runner that starts
+    /// with an empty local cache can still say what changed when a step misses.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<CacheKey, StepInputs>,
+}
+
+impl From<Vec<CacheRecord>> for RemoteCacheConfig {
+    fn from(records: Vec<CacheRecord>) -> RemoteCacheConfig {
+        let mut config = RemoteCacheConfig::default();
+        for record in records {
+            config.merge(RemoteCacheConfig {
+                entries: BTreeMap::from([(record.key.clone(), record)]),
+                inputs: BTreeMap::new(),
+            });
+        }
+        config
+    }
 }
 
 impl RemoteCacheConfig {
-    /// Adds `other`'s entries; on the same key the newer entry wins.
+    /// Adds `other`'s entries; on the same key the newer entry wins. `other`'s inputs replace
+    /// these at the same step position (it is the later build).
     pub fn merge(&mut self, other: RemoteCacheConfig) {
+        self.inputs.extend(other.inputs);
         for (key, record) in other.entries {
             match self.entries.get(&key) {
                 Some(mine) if mine.created >= record.created => {}
@@ -43,6 +62,9 @@ impl RemoteCacheConfig {
     /// Drops the entries created more than `ttl_secs` before `now`.
     pub fn expire(&mut self, ttl_secs: i64, now: i64) {
         self.entries.retain(|_, r| now - r.created <= ttl_secs);
+        let entries = &self.entries;
+        self.inputs
+            .retain(|_, i| i.key.as_ref().is_some_and(|k| entries.contains_key(k)));
     }
 
     /// The distinct layers the entries use, in digest order: the manifest's layers.
