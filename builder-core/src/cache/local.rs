@@ -251,6 +251,13 @@ impl LocalCache {
         serde_json::from_slice(&fs::read(self.inputs_path(slot)).ok()?).ok()
     }
 
+    /// The key the inputs of the last build at `slot` gave, read without decoding the inputs
+    /// themselves (a COPY of thousands of files keeps every file's state there): enough to tell
+    /// whether this build's inputs are the same.
+    pub fn inputs_key(&self, slot: &CacheKey) -> Option<CacheKey> {
+        read_inputs_key(&self.inputs_path(slot))
+    }
+
     /// Remembers `inputs` as the last build at `slot`.
     pub fn set_inputs(&self, slot: &CacheKey, inputs: &StepInputs) -> Result<(), CacheError> {
         let path = self.inputs_path(slot);
@@ -366,10 +373,7 @@ impl LocalCache {
         })?;
         remove_files(&self.root.join("inputs"), |name| {
             let path = self.root.join("inputs").join(name);
-            let key = fs::read(&path)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<StepInputs>(&b).ok())
-                .and_then(|i| i.key);
+            let key = read_inputs_key(&path);
             !key.is_some_and(|k| kept_keys.contains(k.hex()))
         })?;
         if options.keep_duration.is_none() && options.keep_storage.is_none() {
@@ -396,6 +400,17 @@ impl LocalCache {
         }
         Ok(report)
     }
+}
+
+/// The `key` field of the inputs file at `path`; the other fields are skipped, not decoded.
+fn read_inputs_key(path: &Path) -> Option<CacheKey> {
+    #[derive(Deserialize)]
+    struct KeyOnly {
+        key: Option<CacheKey>,
+    }
+    serde_json::from_slice::<KeyOnly>(&fs::read(path).ok()?)
+        .ok()?
+        .key
 }
 
 /// The distinct blobs `entries` use, with their sizes.
@@ -472,6 +487,37 @@ mod tests {
         fs::remove_file(cache.blobs().blob_path(digest)).unwrap();
         assert_eq!(cache.get(&r.key), None);
         assert_eq!(cache.get(&record("other", None).key), None);
+    }
+
+    #[test]
+    fn the_inputs_key_is_read_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = LocalCache::open(dir.path()).unwrap();
+        let slot = KeyBuilder::new("slot").str("step", "1").finish();
+        assert_eq!(cache.inputs_key(&slot), None);
+        let mut inputs = StepInputs {
+            key: Some(KeyBuilder::new("step").str("n", "1").finish()),
+            instruction: "COPY files/ /data/".into(),
+            ..StepInputs::default()
+        };
+        for i in 0..100 {
+            inputs.files.insert(
+                format!("files/f{i:03}"),
+                crate::cache::FileState {
+                    kind: "file".into(),
+                    mode: 0o644,
+                    content: Digest::of(&[i as u8]).to_string(),
+                },
+            );
+        }
+        cache.set_inputs(&slot, &inputs).unwrap();
+        assert_eq!(cache.inputs_key(&slot), inputs.key);
+        assert_eq!(cache.inputs(&slot), Some(inputs.clone()));
+        inputs.key = None;
+        cache.set_inputs(&slot, &inputs).unwrap();
+        assert_eq!(cache.inputs_key(&slot), None);
+        fs::write(cache.inputs_path(&slot), b"{\"key\": \"sha256:").unwrap();
+        assert_eq!(cache.inputs_key(&slot), None);
     }
 
     #[test]

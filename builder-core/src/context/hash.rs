@@ -5,20 +5,42 @@
 //! were when it was hashed. A file hashed in the same clock tick in which it was last changed
 //! could change again without its timestamps moving (git's "racily clean" entries), so such a
 //! hash is used for this build but not remembered.
+//!
+//! The memo is read at the start of every build that has a cache, so its format is made to load
+//! fast rather than to be read by people: a context of thousands of files would otherwise spend
+//! more time parsing the memo than stat-ing the files. It is a magic line, then one record per
+//! file, sorted by path, each path stored as the length it shares with the path before plus the
+//! bytes that differ (paths under one context share long prefixes):
+//!
+//! ```text
+//! b"kiln file hashes 2\n"
+//! per file: shared u32 | suffix length u32 | suffix bytes | size u64 | mtime_ns i128 |
+//!           ctime_ns i128 | inode u64 | device u64 | digest `sha256:<64 hex>`   (integers
+//!           little-endian)
+//! ```
+//!
+//! A memo that does not parse (another version, a damaged file) remembers nothing: the next
+//! build reads every file once and writes a new one.
 
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
 use crate::oci::{Digest, DigestWriter};
 
+/// The first bytes of a memo in the current format.
+const MAGIC: &[u8] = b"kiln file hashes 2\n";
+
+/// The length of a digest as text, `sha256:` and 64 hex characters.
+const DIGEST_LEN: usize = 71;
+
 /// What `stat` says about a file, as far as its content is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
     size: u64,
     mtime_ns: i128,
@@ -47,7 +69,7 @@ impl Stamp {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Remembered {
     stamp: Stamp,
     digest: Digest,
@@ -57,24 +79,23 @@ struct Remembered {
 #[derive(Debug, Default)]
 pub struct FileHashes {
     file: Option<PathBuf>,
-    known: HashMap<PathBuf, Remembered>,
-    used: HashMap<PathBuf, Remembered>,
+    /// By path; keyed by its bytes, which hash in one step where a `Path` hashes component by
+    /// component.
+    known: HashMap<OsString, Remembered>,
     changed: bool,
 }
 
 impl FileHashes {
-    /// Hashes remembered in `file` (a missing or unreadable file remembers nothing).
+    /// Hashes remembered in `file` (a missing, unreadable or unparsable file remembers nothing).
     pub fn load(file: impl Into<PathBuf>) -> FileHashes {
         let file = file.into();
-        let known: HashMap<PathBuf, Remembered> = fs::read(&file)
+        let known = fs::read(&file)
             .ok()
-            .and_then(|b| serde_json::from_slice::<Vec<(PathBuf, Remembered)>>(&b).ok())
-            .map(|v| v.into_iter().collect())
+            .and_then(|bytes| decode(&bytes))
             .unwrap_or_default();
         FileHashes {
             file: Some(file),
             known,
-            used: HashMap::new(),
             changed: false,
         }
     }
@@ -87,12 +108,10 @@ impl FileHashes {
     /// The sha256 of the regular file at `path`, whose `lstat` is `meta`.
     pub fn digest(&mut self, path: &Path, meta: &fs::Metadata) -> io::Result<Digest> {
         let stamp = Stamp::of(meta);
-        if let Some(r) = self.used.get(path).or_else(|| self.known.get(path))
+        if let Some(r) = self.known.get(path.as_os_str())
             && r.stamp == stamp
         {
-            let r = r.clone();
-            self.used.insert(path.to_path_buf(), r.clone());
-            return Ok(r.digest);
+            return Ok(r.digest.clone());
         }
         let mut w = DigestWriter::new(io::sink());
         io::copy(&mut File::open(path)?, &mut w)?;
@@ -106,10 +125,15 @@ impl FileHashes {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i128);
-        if !stamp.is_racy(now) {
+        if stamp.is_racy(now) {
+            // What was remembered no longer matches, and this hash must not be: forget both.
+            if self.known.remove(path.as_os_str()).is_some() {
+                self.changed = true;
+            }
+        } else {
             self.changed = true;
-            self.used.insert(
-                path.to_path_buf(),
+            self.known.insert(
+                path.as_os_str().to_owned(),
                 Remembered {
                     stamp,
                     digest: digest.clone(),
@@ -119,8 +143,9 @@ impl FileHashes {
         Ok(digest)
     }
 
-    /// Writes the hashes this build used back to the file (through a temporary file and a
-    /// rename), forgetting files it did not look at only when nothing else was learnt.
+    /// Writes the hashes back to the file (through a temporary file and a rename) when this
+    /// build learnt something, keeping those of files it did not look at: another build of the
+    /// same context (another target, another Dockerfile) may read them.
     pub fn save(&self) -> io::Result<()> {
         let Some(file) = &self.file else {
             return Ok(());
@@ -128,16 +153,117 @@ impl FileHashes {
         if !self.changed {
             return Ok(());
         }
-        let mut all = self.known.clone();
-        all.extend(self.used.iter().map(|(p, r)| (p.clone(), r.clone())));
-        let list: Vec<(&PathBuf, &Remembered)> = all.iter().collect();
-        let bytes = serde_json::to_vec(&list).map_err(io::Error::other)?;
+        let bytes = encode(&self.known);
         let dir = file.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir)?;
         let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
         tmp.write_all(&bytes)?;
         tmp.persist(file).map_err(|e| e.error)?;
         Ok(())
+    }
+}
+
+/// The memo bytes for `known`, records sorted by path.
+fn encode(known: &HashMap<OsString, Remembered>) -> Vec<u8> {
+    let mut entries: Vec<(&[u8], &Remembered)> =
+        known.iter().map(|(path, r)| (path.as_bytes(), r)).collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut out = Vec::with_capacity(MAGIC.len() + entries.len() * 150);
+    out.extend_from_slice(MAGIC);
+    let mut previous: &[u8] = &[];
+    for (path, r) in entries {
+        let shared = previous
+            .iter()
+            .zip(path)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let digest = r.digest.to_string();
+        if digest.len() != DIGEST_LEN {
+            continue;
+        }
+        let suffix = &path[shared..];
+        let (Ok(shared_len), Ok(suffix_len)) = (u32::try_from(shared), u32::try_from(suffix.len()))
+        else {
+            continue;
+        };
+        out.extend_from_slice(&shared_len.to_le_bytes());
+        out.extend_from_slice(&suffix_len.to_le_bytes());
+        out.extend_from_slice(suffix);
+        out.extend_from_slice(&r.stamp.size.to_le_bytes());
+        out.extend_from_slice(&r.stamp.mtime_ns.to_le_bytes());
+        out.extend_from_slice(&r.stamp.ctime_ns.to_le_bytes());
+        out.extend_from_slice(&r.stamp.ino.to_le_bytes());
+        out.extend_from_slice(&r.stamp.dev.to_le_bytes());
+        out.extend_from_slice(digest.as_bytes());
+        previous = path;
+    }
+    out
+}
+
+/// The hashes in memo `bytes`; `None` unless all of it is a memo in the current format.
+fn decode(bytes: &[u8]) -> Option<HashMap<OsString, Remembered>> {
+    let mut input = Input {
+        bytes: bytes.strip_prefix(MAGIC)?,
+    };
+    // Records take at least this much; most take twice as much with their paths.
+    let mut known = HashMap::with_capacity(input.bytes.len() / 150);
+    let mut path: Vec<u8> = Vec::new();
+    while !input.bytes.is_empty() {
+        let shared = usize::try_from(input.u32()?).ok()?;
+        let suffix_len = usize::try_from(input.u32()?).ok()?;
+        if shared > path.len() {
+            return None;
+        }
+        path.truncate(shared);
+        path.extend_from_slice(input.take(suffix_len)?);
+        let stamp = Stamp {
+            size: input.u64()?,
+            mtime_ns: input.i128()?,
+            ctime_ns: input.i128()?,
+            ino: input.u64()?,
+            dev: input.u64()?,
+        };
+        let digest: Digest = std::str::from_utf8(input.take(DIGEST_LEN)?)
+            .ok()?
+            .parse()
+            .ok()?;
+        known.insert(
+            OsStr::from_bytes(&path).to_owned(),
+            Remembered { stamp, digest },
+        );
+    }
+    Some(known)
+}
+
+/// The part of a memo not read yet.
+struct Input<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Input<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if n > self.bytes.len() {
+            return None;
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Some(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.array().map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.array().map(u64::from_le_bytes)
+    }
+
+    fn i128(&mut self) -> Option<i128> {
+        self.array().map(i128::from_le_bytes)
     }
 }
 
@@ -168,7 +294,7 @@ mod tests {
         let mut hashes = FileHashes::load(&memo);
         let stamp = Stamp::of(&meta);
         hashes.known.insert(
-            path.clone(),
+            path.clone().into_os_string(),
             Remembered {
                 stamp,
                 digest: Digest::of(b"remembered"),
@@ -202,5 +328,99 @@ mod tests {
         };
         assert!(coarse.is_racy(6_500_000_000));
         assert!(!coarse.is_racy(7_500_000_000));
+    }
+
+    fn remembered(size: u64, ino: u64, content: &[u8]) -> Remembered {
+        Remembered {
+            stamp: Stamp {
+                size,
+                mtime_ns: -1_500_000_000,
+                ctime_ns: 1_700_000_000_123_456_789,
+                ino,
+                dev: u64::MAX,
+            },
+            digest: Digest::of(content),
+        }
+    }
+
+    #[test]
+    fn the_memo_keeps_every_path_and_stamp_exactly() {
+        let mut known = HashMap::new();
+        let paths: Vec<PathBuf> = vec![
+            PathBuf::from("/ctx/files/d00/f000.bin"),
+            PathBuf::from("/ctx/files/d00/f001.bin"),
+            PathBuf::from("/ctx/files/d01/f000.bin"),
+            PathBuf::from("/ctx/files"),
+            PathBuf::from("/ctx/a name with spaces\nand a newline"),
+            PathBuf::from(OsStr::from_bytes(b"/ctx/not-utf8-\xff\xfe")),
+            PathBuf::from("/other/root"),
+        ];
+        for (i, path) in paths.iter().enumerate() {
+            known.insert(
+                path.clone().into_os_string(),
+                remembered(i as u64, 1000 + i as u64, path.as_os_str().as_bytes()),
+            );
+        }
+        let bytes = encode(&known);
+        assert!(bytes.starts_with(MAGIC));
+        assert_eq!(decode(&bytes), Some(known));
+        assert_eq!(decode(&encode(&HashMap::new())), Some(HashMap::new()));
+    }
+
+    #[test]
+    fn a_memo_that_does_not_parse_remembers_nothing() {
+        let mut known = HashMap::new();
+        known.insert(OsString::from("/ctx/f"), remembered(3, 1, b"one"));
+        let bytes = encode(&known);
+        for cut in [MAGIC.len() - 1, MAGIC.len() + 5, bytes.len() - 1] {
+            assert_eq!(decode(&bytes[..cut]), None, "cut at {cut}");
+        }
+        // A shared prefix longer than the path before it.
+        let mut bad = MAGIC.to_vec();
+        bad.extend_from_slice(&5u32.to_le_bytes());
+        bad.extend_from_slice(&0u32.to_le_bytes());
+        bad.extend_from_slice(&bytes[MAGIC.len() + 8 + "/ctx/f".len()..]);
+        assert_eq!(decode(&bad), None);
+        // The first format (JSON) reads as empty.
+        let dir = tempfile::tempdir().unwrap();
+        let memo = dir.path().join("hashes.json");
+        fs::write(&memo, br#"[["/ctx/f",{"stamp":{"size":3,"mtime_ns":1,"ctime_ns":1,"ino":1,"dev":1},"digest":"sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"}]]"#).unwrap();
+        assert!(FileHashes::load(&memo).known.is_empty());
+    }
+
+    #[test]
+    fn hashes_learnt_by_one_build_are_used_by_the_next_without_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("f{i}"))).collect();
+        for (i, f) in files.iter().enumerate() {
+            fs::write(f, format!("content {i}")).unwrap();
+        }
+        // Let the files age out of the racy window.
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        let memo = dir.path().join("memo");
+        let mut first = FileHashes::load(&memo);
+        for f in &files {
+            let meta = fs::symlink_metadata(f).unwrap();
+            assert_eq!(
+                first.digest(f, &meta).unwrap(),
+                Digest::of(&fs::read(f).unwrap())
+            );
+        }
+        first.save().unwrap();
+        let mut second = FileHashes::load(&memo);
+        assert_eq!(second.known, first.known);
+        let mut more = File::options().append(true).open(&files[1]).unwrap();
+        more.write_all(b" and more").unwrap();
+        drop(more);
+        // A changed file is read again; the racy result is used but not remembered.
+        let meta = fs::symlink_metadata(&files[1]).unwrap();
+        assert_eq!(
+            second.digest(&files[1], &meta).unwrap(),
+            Digest::of(b"content 1 and more")
+        );
+        second.save().unwrap();
+        let third = FileHashes::load(&memo);
+        assert_eq!(third.known.len(), 2);
+        assert!(!third.known.contains_key(files[1].as_os_str()));
     }
 }
