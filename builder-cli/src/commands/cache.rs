@@ -1,10 +1,12 @@
 //! `kiln cache ls | prune | stats`: the layer cache a build keeps under `--cache-dir`.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use builder_core::build::default_cache_dir;
 use builder_core::cache::{LocalCache, PruneOptions};
+use builder_core::layer::UnpackedLayers;
 
 use super::progress::bytes;
 use crate::cli::{CacheCommand, CacheDirArgs};
@@ -42,12 +44,14 @@ pub fn run(command: CacheCommand) -> Result<(), Failure> {
     }
 }
 
-/// The cache directory inside what `--cache-dir` names (as `kiln build` lays it out).
+/// What `--cache-dir` names.
+fn cache_dir(args: &CacheDirArgs) -> PathBuf {
+    args.cache_dir.clone().unwrap_or_else(default_cache_dir)
+}
+
+/// The layer cache inside it (as `kiln build` lays it out).
 fn cache_root(args: &CacheDirArgs) -> PathBuf {
-    args.cache_dir
-        .clone()
-        .unwrap_or_else(default_cache_dir)
-        .join("build-cache")
+    cache_dir(args).join("build-cache")
 }
 
 fn failed(e: &(dyn std::error::Error + 'static)) -> Failure {
@@ -104,10 +108,19 @@ fn stats(args: &CacheDirArgs) -> Result<(), Failure> {
 fn prune(args: &CacheDirArgs, options: &PruneOptions) -> Result<(), Failure> {
     let cache = LocalCache::open_exclusive(cache_root(args)).map_err(|e| failed(&e))?;
     let report = cache.prune(options).map_err(|e| failed(&e))?;
+    // Unpacked copies of layers go with them; a full prune also forgets unpacked base layers
+    // (the next build that runs a step unpacks them again). The exclusive lock keeps builds out.
+    let full = options.keep_duration.is_none() && options.keep_storage.is_none();
+    let unpacked = UnpackedLayers::new(cache_dir(args).join("layers"));
+    let unused: BTreeSet<&str> = report.unused_layers.iter().map(|d| d.hex()).collect();
+    let removed = unpacked
+        .remove(|hex| full || unused.contains(hex))
+        .map_err(|e| failed(&e))?;
     crate::stdout(&format!(
-        "removed {} entries and {} layers, {} freed\n",
+        "removed {} entries, {} layers and {} unpacked layers, {} freed\n",
         report.entries,
         report.blobs,
+        removed,
         bytes(report.bytes)
     ))
 }

@@ -9,6 +9,7 @@ mod common;
 mod support;
 
 mod cache;
+mod cache_cmd;
 mod cache_registry;
 mod context;
 mod differential;

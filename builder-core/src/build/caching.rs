@@ -119,8 +119,7 @@ impl Caching {
             if built {
                 local.put(&record, store).map_err(BuildError::Cache)?;
             }
-            let known = local.inputs(slot);
-            if known.as_ref().and_then(|k| k.key.as_ref()) != inputs.key.as_ref() {
+            if local.inputs_key(slot).as_ref() != inputs.key.as_ref() {
                 local.set_inputs(slot, inputs).map_err(BuildError::Cache)?;
             }
         }

@@ -628,7 +628,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
     };
     let hashes = match &local {
         Some(l) => FileHashes::load(l.root().join("context").join(format!(
-            "{}.json",
+            "{}.bin",
             Digest::of(context.root().to_string_lossy().as_bytes()).hex()
         ))),
         None => FileHashes::in_memory(),

@@ -6,7 +6,7 @@
 //! <root>/content/                  layer blobs, an OCI layout (so any tool can read them)
 //! <root>/keys/<key hex>.json       CacheRecord; its mtime is when it was last used
 //! <root>/inputs/<slot hex>.json    StepInputs of the last build at a step position
-//! <root>/context/<hex>.json        remembered content hashes of one build context's files
+//! <root>/context/<hex>.bin         remembered content hashes of one build context's files
 //! <root>/builds.jsonl              one BuildStats line per build, for `kiln cache stats`
 //! ```
 //!
@@ -90,6 +90,8 @@ pub struct PruneReport {
     pub blobs: usize,
     /// Bytes freed.
     pub bytes: u64,
+    /// The diff_ids of the layers no remaining entry uses (their unpacked copies can go too).
+    pub unused_layers: Vec<Digest>,
 }
 
 /// The summary of one build, appended to the cache's build log.
@@ -344,7 +346,8 @@ impl LocalCache {
     /// input record and temporary file no entry needs. Needs [`LocalCache::open_exclusive`].
     pub fn prune(&self, options: &PruneOptions) -> Result<PruneReport, CacheError> {
         let now = SystemTime::now();
-        let mut keep = self.entries()?;
+        let all = self.entries()?;
+        let mut keep = all.clone();
         let before = keep.len();
         if options.keep_duration.is_none() && options.keep_storage.is_none() {
             keep.clear();
@@ -383,6 +386,20 @@ impl LocalCache {
                 remove_files(&memo, |_| true)?;
             }
         }
+        let kept_diff_ids: BTreeSet<&Digest> = keep
+            .iter()
+            .filter_map(|e| e.record.layer.as_ref())
+            .map(|l| &l.diff_id)
+            .collect();
+        let mut unused: BTreeSet<Digest> = BTreeSet::new();
+        for entry in &all {
+            if let Some(l) = &entry.record.layer
+                && !kept_diff_ids.contains(&l.diff_id)
+            {
+                unused.insert(l.diff_id.clone());
+            }
+        }
+        report.unused_layers = unused.into_iter().collect();
         let needed = referenced_blobs(&keep);
         let blob_dir = self.blobs.root().join("blobs").join("sha256");
         for item in fs::read_dir(&blob_dir).map_err(io_err("read directory", &blob_dir))? {

@@ -95,6 +95,41 @@ impl UnpackedLayers {
         Ok(target)
     }
 
+    /// Removes the unpacked layers (in every format) whose diff_id `remove` picks, given its hex,
+    /// and any temporary directory; returns how many layers went. The caller must make sure no
+    /// build is using them (`kiln cache prune` holds the cache's exclusive lock).
+    pub fn remove(&self, remove: impl Fn(&str) -> bool) -> Result<usize, LayerError> {
+        let cache_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| LayerError::from(UnpackError::Cache { path, source })
+        };
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(cache_err(&self.root)(e)),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry.map_err(cache_err(&self.root))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            let temporary = name.starts_with(".tmp-");
+            let hex = name.split('.').next().unwrap_or_default();
+            if !temporary && !remove(hex) {
+                continue;
+            }
+            if is_dir(&path) {
+                fs::remove_dir_all(&path).map_err(cache_err(&path))?;
+                if !temporary {
+                    removed += 1;
+                }
+            } else {
+                fs::remove_file(&path).map_err(cache_err(&path))?;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes temporary directories a crashed unpack of this layer left behind (the caller
     /// holds the layer's lock, so none of them is in use).
     fn remove_leftovers(&self, prefix: &str) -> Result<(), LayerError> {
