@@ -180,6 +180,27 @@ fn check_manifest(registry: &TestRegistry, repo_tag: &str, records: &[&CacheReco
     manifest
 }
 
+/// Exports `records` to `dest` with blobs from `store` only: no local cache, no imported cache,
+/// no extra mount source, no TTL.
+fn export_plain(
+    client: &BlockingClient,
+    dest: &Reference,
+    records: Vec<CacheRecord>,
+    store: &OciLayout,
+) -> Result<PushReport, RemoteCacheError> {
+    export(
+        client,
+        dest,
+        records,
+        store,
+        None,
+        &RemoteCaches::none(),
+        &[],
+        None,
+        NOW,
+    )
+}
+
 #[test]
 fn export_then_import_gives_the_same_records_and_blob_bytes() {
     let registry = TestRegistry::plain();
@@ -192,18 +213,7 @@ fn export_then_import_gives_the_same_records_and_blob_bytes() {
         record(&store, "mkdir -p /app", None, NOW - 10),
     ];
     let dest = reference(&registry, "cache:main");
-    let report = export(
-        &client,
-        &dest,
-        records.clone(),
-        &store,
-        None,
-        &RemoteCaches::none(),
-        &[],
-        None,
-        NOW,
-    )
-    .unwrap();
+    let report = export_plain(&client, &dest, records.clone(), &store).unwrap();
 
     let raw = registry.raw_manifest("cache:main");
     assert_eq!(report.digest, Digest::of(&raw));
@@ -428,16 +438,11 @@ fn a_missing_cache_imports_empty_with_a_warning() {
     let client = client(tmp.path());
     let store = OciLayout::open_or_create(tmp.path().join("store")).unwrap();
     let dest = reference(&registry, "cache:main");
-    export(
+    export_plain(
         &client,
         &dest,
         vec![record(&store, "present", Some("here\n"), NOW)],
         &store,
-        None,
-        &RemoteCaches::none(),
-        &[],
-        None,
-        NOW,
     )
     .unwrap();
 
@@ -484,16 +489,11 @@ fn an_image_that_is_not_a_cache_is_refused_by_name() {
     assert!(text.contains("not a kiln cache"), "{text}");
 
     // Exporting there would destroy the image: refused, and the image is untouched.
-    let err = export(
+    let err = export_plain(
         &client,
         &image,
         vec![record(&store, "x", Some("x\n"), NOW)],
         &store,
-        None,
-        &RemoteCaches::none(),
-        &[],
-        None,
-        NOW,
     )
     .unwrap_err();
     assert!(
@@ -515,18 +515,7 @@ fn blobs_of_a_cache_in_one_repository_are_mounted_into_another() {
         record(&store, "shared base", Some("base\n"), NOW - 20),
         record(&store, "shared deps", Some("deps\n"), NOW - 10),
     ];
-    export(
-        &client,
-        &team_a,
-        records.clone(),
-        &store,
-        None,
-        &RemoteCaches::none(),
-        &[],
-        None,
-        NOW,
-    )
-    .unwrap();
+    export_plain(&client, &team_a, records.clone(), &store).unwrap();
 
     // Another build with an empty store: it imports team A's cache and exports to team B's.
     let other = OciLayout::open_or_create(tmp.path().join("other")).unwrap();
@@ -567,16 +556,11 @@ fn blobs_of_a_cache_in_one_repository_are_mounted_into_another() {
 
     // `extra_mount_from` names a repository that holds a blob without being an imported cache.
     let extra = record(&store, "extra", Some("extra\n"), NOW);
-    export(
+    export_plain(
         &client,
         &reference(&registry, "team-c/cache:main"),
         vec![extra.clone()],
         &store,
-        None,
-        &RemoteCaches::none(),
-        &[],
-        None,
-        NOW,
     )
     .unwrap();
     let empty = OciLayout::open_or_create(tmp.path().join("empty")).unwrap();
@@ -671,16 +655,11 @@ fn blobs_come_from_the_local_cache_or_are_downloaded_from_an_imported_one() {
             diff_id: Digest::of(b"lost layer"),
         }),
     };
-    let err = export(
+    let err = export_plain(
         &client,
         &reference(&registry, "cache:lost"),
         vec![lost],
         &third,
-        None,
-        &RemoteCaches::none(),
-        &[],
-        None,
-        NOW,
     )
     .unwrap_err();
     let text = error_text(&err);
@@ -699,18 +678,7 @@ fn a_cache_of_steps_without_layers_is_still_a_valid_manifest() {
     let store = OciLayout::open_or_create(tmp.path().join("store")).unwrap();
     let dest = reference(&registry, "cache:main");
     let records = vec![record(&store, "workdir /", None, NOW)];
-    export(
-        &client,
-        &dest,
-        records.clone(),
-        &store,
-        None,
-        &RemoteCaches::none(),
-        &[],
-        None,
-        NOW,
-    )
-    .unwrap();
+    export_plain(&client, &dest, records.clone(), &store).unwrap();
     // The schema wants at least one layer: the OCI empty descriptor stands in.
     let raw = registry.raw_manifest("cache:main");
     let validator = OciValidator::load(&common::conformance_dir("oci-image-spec"));

@@ -228,20 +228,10 @@ fn copy_from_context(
     env: &StepEnv<'_>,
 ) -> Result<(), ExecError> {
     let ctx = env.context;
-    if climbs_out(pattern) {
-        // BuildKit silently clamps `../x` to `x`; kiln refuses it, so a Dockerfile that
-        // reaches for a file beyond its context says so instead of copying something else.
-        return Err(ExecError::Source(ContextError::OutsideContext {
-            source_path: pattern.to_string(),
-        }));
+    let (source, matches) = context_matches(pattern, op.parents, ctx)?;
+    if matches.is_empty() {
+        return Ok(());
     }
-    let source = SourcePath::new(pattern, op.parents);
-    let matches = match ctx.resolve_source(&source.full) {
-        Ok(m) => m,
-        // BuildKit copies with `AllowEmptyWildcard`: a pattern that matches nothing copies nothing.
-        Err(ContextError::NotFound { .. }) if has_wildcard(&source.full) => return Ok(()),
-        Err(e) => return Err(ExecError::Source(e)),
-    };
     let dest = match (dest, matches.len() > 1 || has_wildcard(pattern)) {
         (Dest::File(f), true) if matches.len() > 1 => Dest::Dir(f.clone()),
         (d, _) => d.clone(),
@@ -308,6 +298,28 @@ fn copy_from_context(
         }
     }
     Ok(())
+}
+
+/// The context paths a COPY source names. A pattern that climbs out of the context is refused
+/// (BuildKit silently clamps `../x` to `x`; kiln says so instead of copying something else); a
+/// wildcard that matches nothing matches nothing, as BuildKit's `AllowEmptyWildcard` copy does.
+fn context_matches(
+    pattern: &str,
+    parents: bool,
+    ctx: &BuildContext,
+) -> Result<(SourcePath, Vec<crate::context::ContextPath>), ExecError> {
+    if climbs_out(pattern) {
+        return Err(ExecError::Source(ContextError::OutsideContext {
+            source_path: pattern.to_string(),
+        }));
+    }
+    let source = SourcePath::new(pattern, parents);
+    let matches = match ctx.resolve_source(&source.full) {
+        Ok(m) => m,
+        Err(ContextError::NotFound { .. }) if has_wildcard(&source.full) => Vec::new(),
+        Err(e) => return Err(ExecError::Source(e)),
+    };
+    Ok((source, matches))
 }
 
 fn symlink_meta(path: &Path) -> Result<std::fs::Metadata, ExecError> {
@@ -568,17 +580,7 @@ pub fn context_inputs(op: &CopyOp, ctx: &BuildContext) -> Result<Vec<ContextInpu
         let CopySource::Path(pattern) = source else {
             continue;
         };
-        if climbs_out(pattern) {
-            return Err(ExecError::Source(ContextError::OutsideContext {
-                source_path: pattern.to_string(),
-            }));
-        }
-        let source = SourcePath::new(pattern, op.parents);
-        let matches = match ctx.resolve_source(&source.full) {
-            Ok(m) => m,
-            Err(ContextError::NotFound { .. }) if has_wildcard(&source.full) => continue,
-            Err(e) => return Err(ExecError::Source(e)),
-        };
+        let (_, matches) = context_matches(pattern, op.parents, ctx)?;
         for m in matches {
             if !m.rel.is_empty() && excluded(&m.rel) {
                 continue;
