@@ -16,7 +16,7 @@
 # kiln builds with `--cache-dir --report --push`. buildah (chroot isolation) runs `build --layers`
 # then `push`, timed together; the table also shows its build alone. It runs once per storage
 # driver in BUILDAH_DRIVERS ("vfs overlay" by default; vfs copies a step's whole rootfs, overlay
-# does not). Hit rates: kiln's from its report (hits / cacheable steps), buildah's from the "Using
+# does not; empty for kiln alone). BENCH_CONTEXTS picks contexts ("many flask" by default). Hit rates: kiln's from its report (hits / cacheable steps), buildah's from the "Using
 # cache" lines of its output over its steps after FROM. Peak RSS is the largest of the runs, of
 # any one process (a RUN step's included). Times are medians, min–max in brackets.
 #
@@ -34,7 +34,8 @@ fi
 
 kiln=$(realpath "${KILN:-target/release/kiln}")
 runs=${BENCH_RUNS:-3}
-read -r -a drivers <<<"${BUILDAH_DRIVERS:-vfs overlay}"
+read -r -a drivers <<<"${BUILDAH_DRIVERS-vfs overlay}"
+read -r -a contexts <<<"${BENCH_CONTEXTS:-many flask}"
 work=$(mktemp -d /tmp/kiln-cache-bench.XXXXXX)
 registry_pid=
 cleanup() {
@@ -190,7 +191,7 @@ each_tool() { # ctx scenario run
   done
 }
 
-for ctx in many flask; do
+for ctx in "${contexts[@]}"; do
   each_tool "$ctx" cold 1
   for i in $(seq "$runs"); do
     each_tool "$ctx" warm "$i"
@@ -202,7 +203,7 @@ for ctx in many flask; do
 done
 
 # Every tool's image must be in the registry.
-for ctx in many flask; do
+for ctx in "${contexts[@]}"; do
   for tool in kiln "${drivers[@]/#/buildah-}"; do
     skopeo inspect --tls-verify=false "docker://$reg/$ctx-$tool:latest" >/dev/null
   done

@@ -593,7 +593,7 @@ fn blobs_come_from_the_local_cache_or_are_downloaded_from_an_imported_one() {
     let build_store = OciLayout::open_or_create(tmp.path().join("build")).unwrap();
     let local = LocalCache::open(tmp.path().join("local-cache")).unwrap();
     let record = record(&build_store, "cached locally", Some("local\n"), NOW);
-    local.put(&record, &build_store).unwrap();
+    local.put(&record, &build_store, None).unwrap();
     let digest = record.layer.as_ref().unwrap().digest.clone();
 
     // The build's store lacks the blob; the local cache has it.

@@ -213,3 +213,118 @@ fn busybox_base_unpacks_and_runs_in_a_chroot() {
     }
     assert_eq!(cache.ensure(layer, blob, OVERLAY).unwrap(), lower);
 }
+
+/// A tar with the given regular files (path, mode, mtime, content) under `data/`.
+fn files_layer(files: &[(&str, u32, u64, &[u8])]) -> Vec<u8> {
+    use tar::EntryType;
+    let mut layer = Layer::new();
+    layer.dir("data", Meta::mode(0o755));
+    for (name, mode, mtime, content) in files {
+        let meta = Meta::owned(*mode, 0, 0, *mtime);
+        layer.raw(EntryType::Regular, name.as_bytes(), b"", meta, content, &[]);
+    }
+    layer.finish()
+}
+
+fn unpack_while_writing(
+    cache: &UnpackedLayers,
+    tar: &[u8],
+    donor: Option<PathBuf>,
+) -> Result<PathBuf, LayerError> {
+    use std::io::Write;
+    let mut pending = cache.begin(OVERLAY, donor)?;
+    // Written in uneven pieces, as a layer writer does.
+    for piece in tar.chunks(7_001) {
+        pending.write_all(piece).unwrap();
+    }
+    pending.finish(&Digest::of(tar))
+}
+
+fn inode(path: &Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&fs::metadata(path).unwrap())
+}
+
+#[test]
+fn a_layer_unpacked_while_written_links_the_unchanged_files_of_its_donor() {
+    if !is_root() {
+        eprintln!("skipped: the sample files are owned by root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = UnpackedLayers::new(tmp.path().join("cache"));
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let mut big_changed = big.clone();
+    big_changed[200_000] ^= 0xff;
+    let old = files_layer(&[
+        ("data/same", 0o644, 1000, b"unchanged"),
+        ("data/big", 0o644, 1000, &big),
+        ("data/mode", 0o644, 1000, b"mode changes"),
+        ("data/mtime", 0o644, 1000, b"mtime changes"),
+        ("data/gone", 0o644, 1000, b"removed"),
+    ]);
+    let new = files_layer(&[
+        ("data/same", 0o644, 1000, b"unchanged"),
+        ("data/big", 0o644, 1000, &big_changed),
+        ("data/mode", 0o755, 1000, b"mode changes"),
+        ("data/mtime", 0o644, 2000, b"mtime changes"),
+        ("data/added", 0o644, 1000, b"new file"),
+    ]);
+    let old_dir = unpack_while_writing(&cache, &old, None).unwrap();
+    assert_eq!(
+        old_dir,
+        tmp.path().join("cache").join(Digest::of(&old).hex())
+    );
+    let new_dir = unpack_while_writing(&cache, &new, Some(old_dir.clone())).unwrap();
+
+    // What a plain unpack of the new layer's blob gives, file for file.
+    let plain = tmp.path().join("plain");
+    fs::create_dir(&plain).unwrap();
+    let blob_path = blob(tmp.path(), "new.tar", &new);
+    unpack_layer(
+        &blob_path,
+        builder_core::layer::ArchiveFormat::Tar,
+        &plain,
+        OVERLAY,
+    )
+    .unwrap();
+    assert_eq!(listing(&new_dir), listing(&plain));
+    for name in ["same", "big", "mode", "mtime", "added"] {
+        let (a, b) = (
+            new_dir.join("data").join(name),
+            plain.join("data").join(name),
+        );
+        assert_eq!(fs::read(&a).unwrap(), fs::read(&b).unwrap(), "{name}");
+        let (ma, mb) = (fs::metadata(&a).unwrap(), fs::metadata(&b).unwrap());
+        assert_eq!(ma.permissions(), mb.permissions(), "{name}");
+        assert_eq!(ma.modified().unwrap(), mb.modified().unwrap(), "{name}");
+    }
+    // Only the identical file shares the donor's inode.
+    let shared = |name: &str| {
+        inode(&new_dir.join("data").join(name)) == inode(&old_dir.join("data").join(name))
+    };
+    assert!(shared("same"));
+    for name in ["big", "mode", "mtime"] {
+        assert!(!shared(name), "{name} must be a file of its own");
+    }
+    assert_eq!(fs::read(old_dir.join("data/big")).unwrap(), big);
+    assert!(!new_dir.join("data/gone").exists());
+}
+
+#[test]
+fn an_unpack_while_writing_that_does_not_match_its_diff_id_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = UnpackedLayers::new(tmp.path().join("cache"));
+    let tar = files_layer(&[("data/a", 0o644, 1000, b"a")]);
+    let mut pending = cache.begin(OVERLAY, None).unwrap();
+    std::io::Write::write_all(&mut pending, &tar).unwrap();
+    let err = pending.finish(&Digest::of(b"something else")).unwrap_err();
+    assert!(
+        matches!(err, LayerError::Unpack(UnpackError::DiffIdMismatch { .. })),
+        "{err:?}"
+    );
+    // Dropped half-way: the same.
+    let mut pending = cache.begin(OVERLAY, None).unwrap();
+    std::io::Write::write_all(&mut pending, &tar[..tar.len() / 2]).unwrap();
+    drop(pending);
+    assert_eq!(listing(&tmp.path().join("cache")), Vec::<String>::new());
+}

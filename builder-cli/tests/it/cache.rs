@@ -1135,3 +1135,93 @@ fn source_date_epoch_decides_what_a_cached_layer_is() {
         "a layer built without SOURCE_DATE_EPOCH must not stand for one built with it"
     );
 }
+
+const BIG_COPY: &str = "FROM busybox:latest
+COPY files/ /data/
+RUN sha256sum /data/d2/f5.bin
+";
+
+/// The hashes of the compressed chunks in each chunk index of the cache.
+fn cached_chunk_hashes(cache: &Path) -> Vec<Vec<[u8; 32]>> {
+    let dir = cache.join("build-cache/chunks");
+    let mut all = Vec::new();
+    for entry in fs::read_dir(&dir).unwrap().flatten() {
+        let bytes = fs::read(entry.path()).unwrap();
+        // Magic (16 bytes) and compressor id (32), then 40 bytes per chunk from its hash.
+        let hashes = bytes[48..]
+            .chunks_exact(40)
+            .map(|c| c[..32].try_into().unwrap())
+            .collect();
+        all.push(hashes);
+    }
+    all
+}
+
+#[test]
+fn one_changed_file_of_a_big_copy_reuses_the_rest_and_gives_the_same_image() {
+    let p = Project::with_busybox(BIG_COPY, &[]);
+    // 6 MB of incompressible files: a layer of several compressed chunks.
+    let all = noise(6_000_000);
+    let mut files = all.chunks(100_000);
+    for d in 0..6 {
+        for f in 0..10 {
+            let path = p.ctx.join(format!("files/d{d}/f{f}.bin"));
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, files.next().unwrap()).unwrap();
+        }
+    }
+    let first = p.build(args![]);
+    let changed: Vec<u8> = noise(100_007).into_iter().rev().take(100_000).collect();
+    fs::write(p.ctx.join("files/d2/f5.bin"), &changed).unwrap();
+    let second = p.build(args![]);
+    assert_eq!(second.cache(), ["miss", "miss"]);
+    // The RUN saw the new file (it ran over the layer unpacked while it was written).
+    let sum = sha256(&changed);
+    let line = format!("{}  /data/d2/f5.bin", sum.strip_prefix("sha256:").unwrap());
+    assert!(printed(&second, 2, &line), "{}", second.outcome.stderr);
+
+    // Reusing the old layer's compressed chunks and files changes nothing in the result: the
+    // image is the one a build from nothing makes.
+    assert_eq!(second.digest(), p.uncached_digest(&p.ctx, args![]));
+    assert_ne!(second.layers()[0], first.layers()[0]);
+
+    // Most chunks of the new COPY layer are the old layer's.
+    let indexes = cached_chunk_hashes(&p.cache_dir());
+    let copy_layers: Vec<&Vec<[u8; 32]>> = indexes.iter().filter(|i| i.len() > 2).collect();
+    assert_eq!(copy_layers.len(), 2, "{indexes:?}");
+    let shared = copy_layers[1]
+        .iter()
+        .filter(|h| copy_layers[0].contains(h))
+        .count();
+    assert!(
+        shared + 2 >= copy_layers[1].len() && shared > 0,
+        "{shared} of {} chunks shared",
+        copy_layers[1].len()
+    );
+
+    // The unpacked new layer links the 59 unchanged files to the old one's.
+    let layers = p.cache_dir().join("layers");
+    let linked = walk_files(&layers)
+        .into_iter()
+        .filter(|f| f.contains("/data/") && nlink(Path::new(f)) == 2)
+        .count();
+    assert_eq!(linked, 2 * 59);
+}
+
+fn walk_files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            out.extend(walk_files(&path));
+        } else if meta.is_file() {
+            out.push(path.display().to_string());
+        }
+    }
+    out
+}
+
+fn nlink(path: &Path) -> u64 {
+    std::os::unix::fs::MetadataExt::nlink(&fs::metadata(path).unwrap())
+}

@@ -7,9 +7,12 @@ use std::time::Duration;
 use super::remote_cache::RemoteCaches;
 use super::{BuildError, CacheSource, StepCache};
 use crate::cache::remote::RemoteCacheConfig;
-use crate::cache::{CacheKey, CacheRecord, LocalCache, MissReason, StepInputs};
+use crate::cache::{
+    CacheKey, CacheRecord, CachedChunks, CachedLayer, LocalCache, MissReason, StepInputs,
+};
 use crate::context::FileHashes;
-use crate::oci::OciLayout;
+use crate::layer::ChunkIndex;
+use crate::oci::{Digest, OciLayout};
 
 /// The cache for one build: where hits come from, where results go, and what the user asked
 /// to skip.
@@ -24,6 +27,14 @@ pub(super) struct Caching {
     /// Every record of this build, hits included, and the inputs at each step position (for
     /// `--cache-to`).
     pub(super) exported: RemoteCacheConfig,
+}
+
+/// How a step got its result.
+pub(super) enum Outcome<'a> {
+    /// From the cache.
+    Reused,
+    /// Built now; `chunks` is where its layer's compressed chunks are, if it has a gzip layer.
+    Built { chunks: Option<&'a ChunkIndex> },
 }
 
 /// What the chain above a step looks like.
@@ -106,18 +117,32 @@ impl Caching {
         (age > ttl.as_secs() as i64).then_some(age)
     }
 
-    /// Remembers a step's result (built or reused) and the inputs it came from.
+    /// The layer the last build made at step position `slot`: a step that changed a little
+    /// since then (one file of a big COPY) reuses what it can of it.
+    pub(super) fn previous_layer(&self, slot: &CacheKey) -> Option<CachedLayer> {
+        let local = self.local.as_ref()?;
+        local.get(&local.inputs_key(slot)?)?.layer
+    }
+
+    /// The compressed chunks of cached blob `blob`, if the local cache has its index.
+    pub(super) fn chunks_of(&self, blob: &Digest) -> Option<CachedChunks> {
+        self.local.as_ref()?.chunks(blob)
+    }
+
+    /// Remembers a step's result and the inputs it came from.
     pub(super) fn remember(
         &mut self,
         record: CacheRecord,
         slot: &CacheKey,
         inputs: &StepInputs,
-        built: bool,
+        outcome: Outcome<'_>,
         store: &OciLayout,
     ) -> Result<(), BuildError> {
         if let Some(local) = &self.local {
-            if built {
-                local.put(&record, store).map_err(BuildError::Cache)?;
+            if let Outcome::Built { chunks } = outcome {
+                local
+                    .put(&record, store, chunks)
+                    .map_err(BuildError::Cache)?;
             }
             if local.inputs_key(slot).as_ref() != inputs.key.as_ref() {
                 local.set_inputs(slot, inputs).map_err(BuildError::Cache)?;

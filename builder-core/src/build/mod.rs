@@ -14,6 +14,7 @@ mod push;
 pub mod remote_cache;
 pub mod report;
 mod run;
+mod step_layer;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -673,6 +674,8 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
     let mut summary = CacheSummary::default();
     let mut runner: Option<run::Runner<'_>> = None;
     let unpacked = layer::UnpackedLayers::new(&options.layers_dir);
+    // Found out when first needed: a fully cached build never asks.
+    let mut isolation: Option<Isolation> = None;
 
     for index in &plan.order {
         let stage = &plan.stages[index];
@@ -802,7 +805,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                     }
                     summary.hits += 1;
                     summary.bytes_reused += layer.as_ref().map_or(0, |l| l.size);
-                    caching.remember(record, &slot, &inputs, false, &store)?;
+                    caching.remember(record, &slot, &inputs, caching::Outcome::Reused, &store)?;
                     layer
                 }
                 Err(_) => {
@@ -854,7 +857,9 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                             let runner = runner.get_or_insert_with(|| run::Runner {
                                 store: &store,
                                 unpacked: unpacked.clone(),
-                                isolation: options.isolation.unwrap_or_else(detect_isolation),
+                                isolation: *isolation.get_or_insert_with(|| {
+                                    options.isolation.unwrap_or_else(detect_isolation)
+                                }),
                                 volumes: &options.volumes,
                                 scratch: scratch.path(),
                                 chroots: BTreeMap::new(),
@@ -863,6 +868,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                             runner.run(*index, op, &mut result, &step.location, number, reporter)?
                         }
                     };
+                    let mut chunks = None;
                     let layer = if entries.is_empty() {
                         None
                     } else {
@@ -870,19 +876,26 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                         if let Some(tree) = result.tree.as_mut() {
                             tree.apply(&entries);
                         }
-                        let mut writer = store.blob_writer()?;
-                        let (info, _) = layer::write_layer(entries, &mut writer, &layer_options)
-                            .map_err(|source| BuildError::Layer {
-                                location: step.location.clone(),
-                                source,
-                            })?;
-                        let (digest, size) = writer.commit()?;
-                        Some(LayerRef {
-                            digest,
-                            diff_id: info.diff_id,
-                            size,
-                            media_type: info.media_type.to_string(),
-                        })
+                        let unpack = if step_layer::run_follows(&stage.steps, position)
+                            && *isolation.get_or_insert_with(|| {
+                                options.isolation.unwrap_or_else(detect_isolation)
+                            }) == Isolation::Namespace
+                        {
+                            Some((&unpacked, run::overlay_whiteouts()))
+                        } else {
+                            None
+                        };
+                        let (layer, index) = step_layer::StepLayer {
+                            store: &store,
+                            caching: &caching,
+                            slot: &slot,
+                            options: &layer_options,
+                            unpack,
+                            location: &step.location,
+                        }
+                        .write(entries)?;
+                        chunks = index;
+                        Some(layer)
                     };
                     summary.misses += 1;
                     summary.bytes_built += layer.as_ref().map_or(0, |l| l.size);
@@ -892,7 +905,10 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                         created_by: step.created_by.clone(),
                         layer: layer.as_ref().map(CachedLayer::from),
                     };
-                    caching.remember(record, &slot, &inputs, true, &store)?;
+                    let outcome = caching::Outcome::Built {
+                        chunks: chunks.as_ref(),
+                    };
+                    caching.remember(record, &slot, &inputs, outcome, &store)?;
                     layer
                 }
             };

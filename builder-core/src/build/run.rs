@@ -63,6 +63,14 @@ fn user_databases(dirs: &[PathBuf]) -> FsTree {
     tree
 }
 
+/// How layers are unpacked to be overlay lower directories for this process: rootless
+/// overlay reads `user.*` attributes.
+pub(super) fn overlay_whiteouts() -> WhiteoutFormat {
+    WhiteoutFormat::Overlay {
+        user_xattr: !rustix::process::geteuid().is_root(),
+    }
+}
+
 /// Overlayfs copies a hard-linked lower file up alone (without `index=on`), so a step that
 /// changes one name of a hard-link group leaves the other names pointing at the old file in the
 /// image. The layer is made to say what the step saw: every other name of the group, unless a
@@ -180,9 +188,7 @@ impl Runner<'_> {
                 let mut lowers = Vec::new();
                 for layer in &result.layers {
                     let blob = self.store.blob_path(&layer.digest);
-                    let whiteouts = WhiteoutFormat::Overlay {
-                        user_xattr: !rustix::process::geteuid().is_root(),
-                    };
+                    let whiteouts = overlay_whiteouts();
                     lowers.push(
                         self.unpacked
                             .ensure(layer, &blob, whiteouts)

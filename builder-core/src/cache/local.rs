@@ -6,6 +6,7 @@
 //! <root>/content/                  layer blobs, an OCI layout (so any tool can read them)
 //! <root>/keys/<key hex>.json       CacheRecord; its mtime is when it was last used
 //! <root>/inputs/<slot hex>.json    StepInputs of the last build at a step position
+//! <root>/chunks/<blob hex>.bin     where a gzip blob's compressed chunks are (layer::ChunkIndex)
 //! <root>/context/<hex>.bin         remembered content hashes of one build context's files
 //! <root>/builds.jsonl              one BuildStats line per build, for `kiln cache stats`
 //! ```
@@ -16,9 +17,10 @@
 //! miss, never as a layer. Blob contents are not hashed again on a hit (that would read every
 //! reused layer on every build): a blob changed in place, at the same size, is not noticed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -26,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::key::CacheKey;
 use super::record::{CacheRecord, StepInputs};
+use crate::layer::gzip::{ChunkHash, ChunkIndex, ChunkSource, CompressorId};
 use crate::oci::{Digest, LayoutError, OciLayout};
 
 /// Why the cache could not be used.
@@ -175,7 +178,7 @@ impl LocalCache {
             lock.lock_shared().map_err(io_err("lock", &lock_path))?;
         }
         let blobs = OciLayout::open_or_create(root.join("content"))?;
-        for dir in ["keys", "inputs"] {
+        for dir in ["keys", "inputs", "chunks"] {
             let path = root.join(dir);
             fs::create_dir_all(&path).map_err(io_err("create directory", &path))?;
         }
@@ -198,6 +201,10 @@ impl LocalCache {
 
     fn record_path(&self, key: &CacheKey) -> PathBuf {
         self.root.join("keys").join(format!("{}.json", key.hex()))
+    }
+
+    fn chunks_path(&self, blob: &Digest) -> PathBuf {
+        self.root.join("chunks").join(format!("{}.bin", blob.hex()))
     }
 
     fn inputs_path(&self, slot: &CacheKey) -> PathBuf {
@@ -229,10 +236,19 @@ impl LocalCache {
         Some(record)
     }
 
-    /// Stores `record`, taking its layer blob from `store` (a hard link when possible).
-    pub fn put(&self, record: &CacheRecord, store: &OciLayout) -> Result<(), CacheError> {
+    /// Stores `record`, taking its layer blob from `store` (a hard link when possible), and the
+    /// blob's chunk index when there is one.
+    pub fn put(
+        &self,
+        record: &CacheRecord,
+        store: &OciLayout,
+        chunks: Option<&ChunkIndex>,
+    ) -> Result<(), CacheError> {
         if let Some(layer) = &record.layer {
             self.blobs.copy_blob_from(store, &layer.digest)?;
+            if let Some(index) = chunks {
+                write_atomic(&self.chunks_path(&layer.digest), &index.encode())?;
+            }
         }
         let bytes = serde_json::to_vec_pretty(record).map_err(|e| CacheError::Io {
             action: "encode",
@@ -240,6 +256,29 @@ impl LocalCache {
             source: io::Error::other(e),
         })?;
         write_atomic(&self.record_path(&record.key), &bytes)
+    }
+
+    /// The compressed chunks of cached blob `blob`, for a new layer to reuse; `None` when the
+    /// blob or its index is missing, or the index does not describe the blob.
+    pub fn chunks(&self, blob: &Digest) -> Option<CachedChunks> {
+        let index = ChunkIndex::decode(&fs::read(self.chunks_path(blob)).ok()?)?;
+        let file = File::open(self.blobs.blob_path(blob)).ok()?;
+        let size = file.metadata().ok()?.len();
+        let mut chunks = HashMap::with_capacity(index.chunks.len());
+        let mut end = 0;
+        for (chunk, offset) in index.locations() {
+            end = offset + u64::from(chunk.compressed);
+            chunks.insert(chunk.hash, (offset, chunk.compressed));
+        }
+        // The blob is the chunks plus the gzip trailer (final block, CRC and size: 10 bytes).
+        if end + 10 != size {
+            return None;
+        }
+        Some(CachedChunks {
+            compressor: index.compressor,
+            file,
+            chunks,
+        })
     }
 
     /// Makes blob `digest` available in `store` (a hard link when possible).
@@ -401,6 +440,11 @@ impl LocalCache {
         }
         report.unused_layers = unused.into_iter().collect();
         let needed = referenced_blobs(&keep);
+        remove_files(&self.root.join("chunks"), |name| {
+            !needed
+                .keys()
+                .any(|d| name.strip_suffix(".bin") == Some(d.hex()))
+        })?;
         let blob_dir = self.blobs.root().join("blobs").join("sha256");
         for item in fs::read_dir(&blob_dir).map_err(io_err("read directory", &blob_dir))? {
             let item = item.map_err(io_err("read directory", &blob_dir))?;
@@ -416,6 +460,33 @@ impl LocalCache {
             }
         }
         Ok(report)
+    }
+}
+
+/// The compressed chunks of one cached blob, offered to a layer being written (see
+/// [`crate::layer::gzip`]). A chunk is read from the blob, which was checked against its
+/// digest when it was stored.
+pub struct CachedChunks {
+    compressor: CompressorId,
+    file: File,
+    chunks: HashMap<ChunkHash, (u64, u32)>,
+}
+
+impl ChunkSource for CachedChunks {
+    fn deflated(&self, compressor: &CompressorId, hash: &ChunkHash, out: &mut Vec<u8>) -> bool {
+        if *compressor != self.compressor {
+            return false;
+        }
+        let Some(&(offset, len)) = self.chunks.get(hash) else {
+            return false;
+        };
+        let start = out.len();
+        out.resize(start + len as usize, 0);
+        if self.file.read_exact_at(&mut out[start..], offset).is_err() {
+            out.truncate(start);
+            return false;
+        }
+        true
     }
 }
 
@@ -498,12 +569,84 @@ mod tests {
         let store = OciLayout::open_or_create(dir.path().join("store")).unwrap();
         let cache = LocalCache::open(dir.path().join("cache")).unwrap();
         let r = record("a", Some(layer_in(&store, b"layer a")));
-        cache.put(&r, &store).unwrap();
+        cache.put(&r, &store, None).unwrap();
         assert_eq!(cache.get(&r.key), Some(r.clone()));
         let digest = &r.layer.as_ref().unwrap().digest;
         fs::remove_file(cache.blobs().blob_path(digest)).unwrap();
         assert_eq!(cache.get(&r.key), None);
         assert_eq!(cache.get(&record("other", None).key), None);
+    }
+
+    /// A gzip layer written by the layer writer into `store`, with its chunk index.
+    fn gzip_layer_in(store: &OciLayout, content: &[u8]) -> (CachedLayer, ChunkIndex) {
+        use crate::layer::{Content, Entry, EntryKind, LayerOptions, write_layer};
+        let file = Entry {
+            path: "data.bin".into(),
+            kind: EntryKind::File(Content::Bytes(content.into())),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            xattrs: Default::default(),
+        };
+        let mut writer = store.blob_writer().unwrap();
+        let (info, _) = write_layer(vec![file], &mut writer, &LayerOptions::default()).unwrap();
+        let (digest, size) = writer.commit().unwrap();
+        assert_eq!(digest, info.digest);
+        let layer = CachedLayer {
+            digest,
+            size,
+            media_type: info.media_type.into(),
+            diff_id: info.diff_id,
+        };
+        (layer, info.chunks.unwrap())
+    }
+
+    #[test]
+    fn a_stored_blob_offers_its_chunks_until_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OciLayout::open_or_create(dir.path().join("store")).unwrap();
+        let cache = LocalCache::open(dir.path().join("cache")).unwrap();
+        let content: Vec<u8> = (0..3_000_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let (layer, index) = gzip_layer_in(&store, &content);
+        assert!(index.chunks.len() > 2);
+        let r = record("big", Some(layer.clone()));
+        cache.put(&r, &store, Some(&index)).unwrap();
+
+        let chunks = cache.chunks(&layer.digest).unwrap();
+        let blob = fs::read(cache.blobs().blob_path(&layer.digest)).unwrap();
+        for (entry, offset) in index.locations() {
+            let mut out = b"kept".to_vec();
+            assert!(chunks.deflated(&index.compressor, &entry.hash, &mut out));
+            let at = offset as usize;
+            assert_eq!(&out[4..], &blob[at..at + entry.compressed as usize]);
+            assert_eq!(&out[..4], b"kept");
+        }
+        let mut out = Vec::new();
+        assert!(!chunks.deflated(&index.compressor, &[7; 32], &mut out));
+        assert!(!chunks.deflated(&[7; 32], &index.chunks[0].hash, &mut out));
+        assert!(out.is_empty());
+
+        // A blob that does not match its index offers nothing.
+        let copy = dir.path().join("blob");
+        fs::copy(cache.blobs().blob_path(&layer.digest), &copy).unwrap();
+        File::options()
+            .write(true)
+            .open(cache.blobs().blob_path(&layer.digest))
+            .unwrap()
+            .set_len(blob.len() as u64 - 1)
+            .unwrap();
+        assert!(cache.chunks(&layer.digest).is_none());
+        fs::copy(&copy, cache.blobs().blob_path(&layer.digest)).unwrap();
+
+        drop(cache);
+        let cache = LocalCache::open_exclusive(dir.path().join("cache")).unwrap();
+        cache.prune(&PruneOptions::default()).unwrap();
+        assert!(cache.chunks(&layer.digest).is_none());
+        let left = fs::read_dir(dir.path().join("cache/chunks"))
+            .unwrap()
+            .count();
+        assert_eq!(left, 0);
     }
 
     #[test]
@@ -546,7 +689,7 @@ mod tests {
         let new = record("new", Some(layer_in(&store, &[2u8; 1000])));
         {
             let cache = LocalCache::open(&root).unwrap();
-            cache.put(&old, &store).unwrap();
+            cache.put(&old, &store, None).unwrap();
             let path = cache.record_path(&old.key);
             File::options()
                 .write(true)
@@ -554,7 +697,7 @@ mod tests {
                 .unwrap()
                 .set_modified(SystemTime::now() - Duration::from_secs(3600))
                 .unwrap();
-            cache.put(&new, &store).unwrap();
+            cache.put(&new, &store, None).unwrap();
         }
         let cache = LocalCache::open_exclusive(&root).unwrap();
         let report = cache

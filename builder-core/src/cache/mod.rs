@@ -16,6 +16,7 @@ pub mod remote;
 
 pub use key::{CacheKey, KeyBuilder};
 pub use local::{
-    BuildStats, CacheEntry, CacheError, CacheStats, LocalCache, PruneOptions, PruneReport, rate,
+    BuildStats, CacheEntry, CacheError, CacheStats, CachedChunks, LocalCache, PruneOptions,
+    PruneReport, rate,
 };
 pub use record::{CacheRecord, CachedLayer, FileState, MissReason, StepInputs};

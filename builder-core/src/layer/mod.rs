@@ -8,6 +8,7 @@
 
 pub mod archive;
 pub mod error;
+pub mod gzip;
 mod header;
 mod order;
 pub mod unpack;
@@ -16,7 +17,11 @@ pub mod write;
 pub use crate::oci::entry::{self, Content, Entry, EntryKind};
 pub use archive::{ArchiveFormat, detect_archive, extract_archive_entries};
 pub use error::LayerError;
-pub use unpack::{UnpackError, UnpackStats, UnpackedLayers, WhiteoutFormat, unpack_layer};
+pub use gzip::{ChunkIndex, ChunkSource};
+pub use unpack::{
+    PendingUnpack, UnpackError, UnpackStats, UnpackedLayers, WhiteoutFormat, unpack_layer,
+};
 pub use write::{
-    Compression, LayerInfo, LayerOptions, MEDIA_TYPE_TAR, MEDIA_TYPE_TAR_GZIP, write_layer,
+    Compression, LayerInfo, LayerOptions, MEDIA_TYPE_TAR, MEDIA_TYPE_TAR_GZIP, WriteExtras,
+    write_layer, write_layer_with,
 };

@@ -1,18 +1,18 @@
 //! Writes entries as one layer blob in a single streaming pass:
-//! tar → sha256 (diff_id) → gzip → sha256 (digest) → output.
+//! tar → sha256 (diff_id) → chunked gzip ([`super::gzip`]) → sha256 (digest) → output.
 //!
-//! Nothing is held in memory beyond one copy buffer: host files are streamed as they are
-//! written. The output is a function of the entries and options only, so the same inputs give
-//! the same bytes and the same digests.
+//! Nothing is held in memory beyond a copy buffer and the chunks being compressed: host files
+//! are streamed as they are written. The output is a function of the entries and options only,
+//! so the same inputs give the same bytes and the same digests, whether chunks were compressed
+//! or reused from an earlier blob.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
-use flate2::GzBuilder;
-
 use super::entry::{Content, Entry, EntryKind};
 use super::error::LayerError;
+use super::gzip::{self, ChunkIndex, ChunkSource, NoChunks};
 use super::header::{self, BLOCK, HeaderFields, typeflag};
 use super::order;
 use crate::oci::{Digest, DigestWriter};
@@ -30,8 +30,9 @@ const OUTPUT_BUFFER: usize = 128 * 1024;
 pub enum Compression {
     /// A plain tar; the digest equals the diff_id.
     None,
-    /// Gzip at `level` 0 to 9. The header has no file name, mtime 0 and OS byte 255, so the
-    /// bytes depend only on the content and level.
+    /// Gzip at `level` 0 to 9, as independent chunks in one member (see [`super::gzip`]).
+    /// The header has no file name, mtime 0 and OS byte 255, so the bytes depend only on the
+    /// content and level.
     Gzip {
         /// zlib level, 0 (store) to 9 (best).
         level: u32,
@@ -67,6 +68,9 @@ pub struct LayerInfo {
     pub uncompressed_size: u64,
     /// OCI media type matching the compression.
     pub media_type: &'static str,
+    /// Where each compressed chunk is in the blob (gzip only), for reusing them in a later
+    /// layer.
+    pub chunks: Option<ChunkIndex>,
 }
 
 /// Writes `entries` as a layer to `out` and returns its digests, sizes and `out`.
@@ -83,14 +87,40 @@ pub fn write_layer<W: Write>(
     out: W,
     opts: &LayerOptions,
 ) -> Result<(LayerInfo, W), LayerError> {
+    write_layer_with(entries, out, opts, WriteExtras::default())
+}
+
+/// What a layer write draws on and feeds besides its output.
+#[derive(Default)]
+pub struct WriteExtras<'a> {
+    /// Compressed chunks of earlier layers: those the new blob has are copied, not
+    /// compressed again. The blob is the same either way.
+    pub reuse: Option<&'a dyn ChunkSource>,
+    /// Receives a copy of the uncompressed tar stream, to unpack the layer while it is
+    /// written ([`super::unpack::UnpackedLayers::begin`]).
+    pub tar_copy: Option<&'a mut dyn Write>,
+}
+
+/// [`write_layer`] with [`WriteExtras`].
+pub fn write_layer_with<W: Write>(
+    entries: Vec<Entry>,
+    out: W,
+    opts: &LayerOptions,
+    extras: WriteExtras<'_>,
+) -> Result<(LayerInfo, W), LayerError> {
+    let reuse = extras.reuse.unwrap_or(&NoChunks);
+    let tar_copy = extras.tar_copy;
     let entries = order::prepare(entries)?;
     let write_err = |source| LayerError::Write { source };
     let output = DigestWriter::new(BufWriter::with_capacity(OUTPUT_BUFFER, out));
     match opts.compression {
         Compression::None => {
-            let mut tar = DigestWriter::new(output);
+            let mut tar = DigestWriter::new(Tee {
+                inner: output,
+                copy: tar_copy,
+            });
             write_tar(&entries, &mut tar, opts.source_date_epoch)?;
-            let (diff_id, uncompressed_size, output) = tar.finish();
+            let (diff_id, uncompressed_size, Tee { inner: output, .. }) = tar.finish();
             let (digest, size, buffered) = output.finish();
             let out = buffered
                 .into_inner()
@@ -101,6 +131,7 @@ pub fn write_layer<W: Write>(
                 size,
                 uncompressed_size,
                 media_type: MEDIA_TYPE_TAR,
+                chunks: None,
             };
             Ok((info, out))
         }
@@ -108,14 +139,15 @@ pub fn write_layer<W: Write>(
             if level > 9 {
                 return Err(LayerError::InvalidCompressionLevel { level });
             }
-            let gzip = GzBuilder::new()
-                .mtime(0)
-                .operating_system(255)
-                .write(output, flate2::Compression::new(level));
-            let mut tar = DigestWriter::new(gzip);
-            write_tar(&entries, &mut tar, opts.source_date_epoch)?;
-            let (diff_id, uncompressed_size, gzip) = tar.finish();
-            let output = gzip.finish().map_err(write_err)?;
+            let (output, chunks, tar) =
+                gzip::write_chunked(level, reuse, output, write_err, |gz| {
+                    let mut tar = Tee {
+                        inner: gz,
+                        copy: tar_copy,
+                    };
+                    write_tar(&entries, &mut tar, opts.source_date_epoch)
+                })?;
+            let (diff_id, uncompressed_size) = (tar.digest, tar.size);
             let (digest, size, buffered) = output.finish();
             let out = buffered
                 .into_inner()
@@ -126,9 +158,30 @@ pub fn write_layer<W: Write>(
                 size,
                 uncompressed_size,
                 media_type: MEDIA_TYPE_TAR_GZIP,
+                chunks: Some(chunks),
             };
             Ok((info, out))
         }
+    }
+}
+
+/// Writes to `inner` and, when given, the same bytes to `copy`.
+struct Tee<'a, W> {
+    inner: W,
+    copy: Option<&'a mut dyn Write>,
+}
+
+impl<W: Write> Write for Tee<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(copy) = self.copy.as_mut() {
+            copy.write_all(&buf[..n])?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 

@@ -211,7 +211,18 @@ impl OciLayout {
         Ok(BlobWriter {
             layout: self.clone(),
             inner: DigestWriter::new(BufWriter::new(file)),
+            hashing: true,
+            written: 0,
         })
+    }
+
+    /// A writer for a blob whose writer hashes what it writes itself (a layer: see
+    /// [`crate::layer::write_layer`]), committed with [`BlobWriter::commit_as`]; it does not
+    /// hash the bytes a second time.
+    pub fn blob_writer_hashed_by_caller(&self) -> Result<BlobWriter> {
+        let mut writer = self.blob_writer()?;
+        writer.hashing = false;
+        Ok(writer)
     }
 
     /// Copies blob `digest` from `other` (a hard link when both are on one file system).
@@ -330,12 +341,22 @@ fn empty_index() -> ImageIndex {
 pub struct BlobWriter {
     layout: OciLayout,
     inner: DigestWriter<BufWriter<NamedTempFile>>,
+    /// Whether `inner` hashes what is written (otherwise the caller does).
+    hashing: bool,
+    /// Bytes written past the hasher.
+    written: u64,
 }
 
 impl BlobWriter {
     /// Finishes the blob and moves it to its digest's name; returns its digest and size.
     pub fn commit(self) -> Result<(Digest, u64)> {
         self.finish(None)
+    }
+
+    /// Finishes a blob from [`OciLayout::blob_writer_hashed_by_caller`] under `digest`, the
+    /// caller's hash of exactly the bytes written; returns its size.
+    pub fn commit_as(self, digest: &Digest) -> Result<u64> {
+        self.finish(Some(digest)).map(|(_, size)| size)
     }
 
     /// Like [`commit`](Self::commit), but refuses (and discards) the blob unless it hashes to
@@ -345,7 +366,18 @@ impl BlobWriter {
     }
 
     fn finish(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
-        let (digest, size, buf) = self.inner.finish();
+        let (hashed, size, buf) = self.inner.finish();
+        let (digest, size) = match (self.hashing, expected) {
+            (true, _) => (hashed, size),
+            (false, Some(given)) => (given.clone(), self.written),
+            (false, None) => {
+                return Err(LayoutError::Io {
+                    action: "name",
+                    path: self.layout.root.join("blobs"),
+                    source: io::Error::other("a blob hashed by its writer needs that digest"),
+                });
+            }
+        };
         let layout = self.layout;
         if let Some(expected) = expected.filter(|e| **e != digest) {
             return Err(LayoutError::DigestMismatch {
@@ -375,7 +407,12 @@ impl BlobWriter {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
+        if self.hashing {
+            return self.inner.write(buf);
+        }
+        let n = self.inner.get_mut().write(buf)?;
+        self.written += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {

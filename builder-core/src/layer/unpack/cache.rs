@@ -7,15 +7,17 @@
 //! concurrent builds, in one process or many, unpack it once.
 
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use rustix::fs::{Mode, OFlags};
 
 use super::error::UnpackError;
 use super::{WhiteoutFormat, decode, unpacker};
 use crate::layer::error::LayerError;
-use crate::oci::LayerRef;
+use crate::oci::{Digest, LayerRef};
 
 /// A directory of unpacked layers: `<root>/<diff_id hex>/` for overlay lower directories with
 /// `trusted.*` whiteout attributes, `<root>/<hex>.userxattr/` for rootless overlay, and
@@ -95,6 +97,63 @@ impl UnpackedLayers {
         Ok(target)
     }
 
+    /// The directory of the layer with `diff_id` in `whiteouts` format, if it is unpacked.
+    pub fn path(&self, diff_id: &Digest, whiteouts: WhiteoutFormat) -> Option<PathBuf> {
+        let target = self.root.join(dir_name(diff_id.hex(), whiteouts));
+        is_dir(&target).then_some(target)
+    }
+
+    /// Starts unpacking a layer from its tar stream while the stream is being written (see
+    /// [`crate::layer::write_layer_with`]), on a thread of its own: a step that needs the layer
+    /// next then finds it unpacked without reading its blob back and decompressing it. Files
+    /// identical to those of `donor` (an unpacked layer directory, typically the previous
+    /// version of the same step) are hard-linked from it.
+    pub fn begin(
+        &self,
+        whiteouts: WhiteoutFormat,
+        donor: Option<PathBuf>,
+    ) -> Result<PendingUnpack, LayerError> {
+        let cache_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| LayerError::from(UnpackError::Cache { path, source })
+        };
+        fs::create_dir_all(&self.root).map_err(cache_err(&self.root))?;
+        let temp = tempfile::Builder::new()
+            .prefix(".tmp-new-")
+            .tempdir_in(&self.root)
+            .map_err(cache_err(&self.root))?;
+        fs::set_permissions(
+            temp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .map_err(cache_err(temp.path()))?;
+        let (sender, receiver) = sync_channel(PIPE_DEPTH);
+        let reader = PipeReader {
+            receiver,
+            current: Vec::new(),
+            at: 0,
+        };
+        let thread = std::thread::spawn(move || {
+            let result = unpacker::unpack_stream_linking(
+                reader,
+                Path::new("(layer being written)"),
+                temp.path(),
+                whiteouts,
+                donor.as_deref(),
+            );
+            result.map(|(_, diff_id)| (diff_id, temp))
+        });
+        Ok(PendingUnpack {
+            layers: self.clone(),
+            whiteouts,
+            pipe: PipeWriter {
+                sender: Some(sender),
+                buffer: Vec::with_capacity(PIPE_BLOCK),
+            },
+            thread: Some(thread),
+        })
+    }
+
     /// Removes the unpacked layers (in every format) whose diff_id `remove` picks, given its hex,
     /// and any temporary directory; returns how many layers went. The caller must make sure no
     /// build is using them (`kiln cache prune` holds the cache's exclusive lock).
@@ -147,6 +206,154 @@ impl UnpackedLayers {
             }
         }
         Ok(())
+    }
+}
+
+/// Bytes handed to the unpacking thread at a time, and how many such blocks may wait: the
+/// writer never gets more than a few MiB ahead.
+const PIPE_BLOCK: usize = 256 * 1024;
+const PIPE_DEPTH: usize = 16;
+
+/// A layer being unpacked from the tar stream written into it (see [`UnpackedLayers::begin`]).
+/// Dropped without [`PendingUnpack::finish`], it leaves nothing behind.
+pub struct PendingUnpack {
+    layers: UnpackedLayers,
+    whiteouts: WhiteoutFormat,
+    pipe: PipeWriter,
+    thread: Option<JoinHandle<Unpacked>>,
+}
+
+/// What the unpacking thread ends with: the stream's sha256 and the directory it filled.
+type Unpacked = Result<(Digest, tempfile::TempDir), UnpackError>;
+
+impl PendingUnpack {
+    /// Ends the stream and puts the layer in place as `diff_id`, which the stream must hash
+    /// to. Returns its directory.
+    pub fn finish(mut self, diff_id: &Digest) -> Result<PathBuf, LayerError> {
+        let (actual, temp) = self.wait()?;
+        if actual != *diff_id {
+            return Err(UnpackError::DiffIdMismatch {
+                layer: PathBuf::from("(layer being written)"),
+                expected: diff_id.clone(),
+                actual,
+            }
+            .into());
+        }
+        let name = dir_name(diff_id.hex(), self.whiteouts);
+        let root = &self.layers.root;
+        let target = root.join(&name);
+        let cache_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| LayerError::from(UnpackError::Cache { path, source })
+        };
+        let lock_path = root.join(format!("{name}.lock"));
+        let lock = File::create(&lock_path).map_err(cache_err(&lock_path))?;
+        lock.lock().map_err(cache_err(&lock_path))?;
+        if is_dir(&target) {
+            return Ok(target);
+        }
+        sync_fs(temp.path()).map_err(cache_err(temp.path()))?;
+        let temp = temp.keep();
+        if let Err(source) = fs::rename(&temp, &target) {
+            let _ = fs::remove_dir_all(&temp);
+            return Err(UnpackError::Cache {
+                path: target,
+                source,
+            }
+            .into());
+        }
+        Ok(target)
+    }
+
+    /// Ends the stream and waits for the unpacking thread.
+    fn wait(&mut self) -> Unpacked {
+        self.pipe.close();
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            _ => Err(UnpackError::Cache {
+                path: self.layers.root.clone(),
+                source: io::Error::other("the unpacking thread stopped"),
+            }),
+        }
+    }
+}
+
+impl Write for PendingUnpack {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.pipe.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for PendingUnpack {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            // The thread sees the stream end, stops, and its temporary directory goes with it.
+            let _ = self.wait();
+        }
+    }
+}
+
+/// The writing end of the stream: blocks of bytes over a bounded channel. When the unpacking
+/// thread has stopped (an error), what is written is dropped; the error comes from
+/// [`PendingUnpack::finish`].
+struct PipeWriter {
+    sender: Option<SyncSender<Vec<u8>>>,
+    buffer: Vec<u8>,
+}
+
+impl PipeWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(buf);
+        if self.buffer.len() >= PIPE_BLOCK {
+            self.send();
+        }
+        Ok(buf.len())
+    }
+
+    fn send(&mut self) {
+        let block = std::mem::replace(&mut self.buffer, Vec::with_capacity(PIPE_BLOCK));
+        if let Some(sender) = &self.sender
+            && sender.send(block).is_err()
+        {
+            self.sender = None;
+        }
+    }
+
+    /// Sends what is left; the reader then sees the end of the stream.
+    fn close(&mut self) {
+        if !self.buffer.is_empty() {
+            self.send();
+        }
+        self.sender = None;
+    }
+}
+
+/// The reading end: the blocks in order, then the end of the stream once the writer is gone.
+struct PipeReader {
+    receiver: Receiver<Vec<u8>>,
+    current: Vec<u8>,
+    at: usize,
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.current.len() {
+            match self.receiver.recv() {
+                Ok(block) => {
+                    self.current = block;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
 }
 

@@ -36,7 +36,7 @@ mod xattrs;
 use std::fs::File;
 use std::path::Path;
 
-pub use cache::UnpackedLayers;
+pub use cache::{PendingUnpack, UnpackedLayers};
 pub use error::UnpackError;
 
 use super::ArchiveFormat;
@@ -65,8 +65,10 @@ pub enum WhiteoutFormat {
 pub struct UnpackStats {
     /// Tar entries read (extension headers not counted).
     pub entries: u64,
-    /// Regular files written.
+    /// Regular files written or linked.
     pub files: u64,
+    /// Regular files that are hard links to the identical file of an earlier unpacked layer.
+    pub linked: u64,
     /// Directories created or updated.
     pub dirs: u64,
     /// Symlinks created.

@@ -9,8 +9,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::io::{self, Read, Seek, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
@@ -38,6 +38,31 @@ pub(crate) fn unpack_stream(
     whiteouts: WhiteoutFormat,
     expected_diff_id: Option<&Digest>,
 ) -> Result<UnpackStats, UnpackError> {
+    let (stats, actual) = unpack_stream_linking(tar, layer, dest, whiteouts, None)?;
+    if let Some(expected) = expected_diff_id
+        && actual != *expected
+    {
+        return Err(UnpackError::DiffIdMismatch {
+            layer: layer.to_path_buf(),
+            expected: expected.clone(),
+            actual,
+        });
+    }
+    Ok(stats)
+}
+
+/// Unpacks `tar` into the empty directory `dest` and returns the stream's sha256 (the layer's
+/// diff_id). A regular file identical to the one at its path in `donor` (an unpacked layer
+/// that is never written again: same content, size, mode, owner and mtime, and no extended
+/// attributes on either) becomes a hard link to it instead of a new file: a layer that differs
+/// from an earlier one in a few files costs a few new inodes, not one per file.
+pub(crate) fn unpack_stream_linking(
+    tar: impl Read,
+    layer: &Path,
+    dest: &Path,
+    whiteouts: WhiteoutFormat,
+    donor: Option<&Path>,
+) -> Result<(UnpackStats, Digest), UnpackError> {
     let read_err = |source| UnpackError::Read {
         layer: layer.to_path_buf(),
         source,
@@ -46,6 +71,8 @@ pub(crate) fn unpack_stream(
         path: dest.to_path_buf(),
         source,
     })?;
+    // A donor that cannot be opened only means no links.
+    let donor = donor.and_then(|d| Root::open(d).ok());
     let mut unpacker = Unpacker {
         root,
         layer,
@@ -55,6 +82,9 @@ pub(crate) fn unpack_stream(
         created: HashSet::new(),
         dir_times: BTreeMap::new(),
         buffer: vec![0; COPY_BUFFER],
+        donor,
+        donor_dir: None,
+        donor_buffer: Vec::new(),
     };
     let mut archive = tar::Archive::new(DigestReader::new(tar));
     for item in archive.entries().map_err(read_err)? {
@@ -65,16 +95,7 @@ pub(crate) fn unpack_stream(
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(read_err)?;
     let (actual, _) = rest.finish();
-    if let Some(expected) = expected_diff_id
-        && actual != *expected
-    {
-        return Err(UnpackError::DiffIdMismatch {
-            layer: layer.to_path_buf(),
-            expected: expected.clone(),
-            actual,
-        });
-    }
-    Ok(unpacker.stats)
+    Ok((unpacker.stats, actual))
 }
 
 /// The state of one unpack.
@@ -90,6 +111,12 @@ pub(crate) struct Unpacker<'a> {
     /// Directory mtimes to set once every entry is in place, by clean path.
     dir_times: BTreeMap<Vec<u8>, Timespec>,
     buffer: Vec<u8>,
+    /// An earlier unpacked layer whose identical files are linked rather than written.
+    donor: Option<Root>,
+    /// The donor directory last opened, by clean path: entries come directory by directory.
+    donor_dir: Option<(Vec<u8>, std::rc::Rc<OwnedFd>)>,
+    /// The donor file's bytes, compared with the entry's.
+    donor_buffer: Vec<u8>,
 }
 
 impl Unpacker<'_> {
@@ -160,9 +187,15 @@ impl Unpacker<'_> {
         let create = |e: Errno| fail(layer, &name, "create")(e.into());
         let node = match entry_type {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                let node = self.file(item, parent_fd, base, &name)?;
                 self.stats.files += 1;
-                node
+                match self.file_or_link(item, parent_fd, parent, base, &meta, &name)? {
+                    Some(node) => node,
+                    None => {
+                        self.stats.linked += 1;
+                        self.record(clean);
+                        return Ok(());
+                    }
+                }
             }
             EntryType::Directory => {
                 if !keep_existing {
@@ -251,13 +284,113 @@ impl Unpacker<'_> {
         Ok(())
     }
 
-    /// Creates a regular file and streams its content in.
+    /// The donor's file at `parent`/`base`, open for reading, when its metadata is what this
+    /// entry would give its new file; the content is compared while reading the entry.
+    fn donor_candidate(
+        &mut self,
+        parent: &[u8],
+        base: &[u8],
+        meta: &Meta,
+        size: u64,
+    ) -> Option<File> {
+        if !meta.xattrs.is_empty() {
+            return None;
+        }
+        let dir = self.donor_dir(parent)?;
+        let stat = root::lstat(dir.as_fd(), base).ok()??;
+        let same = FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile
+            && stat.st_size as u64 == size
+            && stat.st_mode & 0o7777 == meta.mode & 0o7777
+            && (stat.st_uid, stat.st_gid) == (meta.uid, meta.gid)
+            && (stat.st_mtime, stat.st_mtime_nsec as i64)
+                == (meta.mtime, i64::from(meta.mtime_nsec));
+        if !same {
+            return None;
+        }
+        let fd = rustix::fs::openat(
+            dir.as_fd(),
+            base,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let has_xattrs = rustix::fs::flistxattr(&fd, &mut [0u8; 0][..]).map_or(true, |n| n > 0);
+        (!has_xattrs).then(|| File::from(fd))
+    }
+
+    /// The donor's directory at clean path `parent` (the donor is never written, so a handle
+    /// stays valid).
+    fn donor_dir(&mut self, parent: &[u8]) -> Option<std::rc::Rc<OwnedFd>> {
+        if let Some((path, fd)) = &self.donor_dir
+            && path == parent
+        {
+            return Some(fd.clone());
+        }
+        let fd = std::rc::Rc::new(self.donor.as_ref()?.dir(parent).ok()?);
+        self.donor_dir = Some((parent.to_vec(), fd.clone()));
+        Some(fd)
+    }
+
+    /// Makes the regular file `base` in `parent` (at clean directory path `parent_path`): a
+    /// hard link to the donor's identical file, returning `None`, or a new file with the
+    /// entry's content, returning it for its metadata.
+    fn file_or_link<R: Read>(
+        &mut self,
+        item: &mut tar::Entry<'_, R>,
+        parent: BorrowedFd<'_>,
+        parent_path: &[u8],
+        base: &[u8],
+        meta: &Meta,
+        name: &str,
+    ) -> Result<Option<Node>, UnpackError> {
+        let Some(mut donor) = self.donor_candidate(parent_path, base, meta, item.size()) else {
+            return self.file(item, parent, base, name, None).map(Some);
+        };
+        let read_err = |source| UnpackError::Read {
+            layer: self.layer.to_path_buf(),
+            source,
+        };
+        // Read the entry and the donor side by side until they differ.
+        let mut matched: u64 = 0;
+        loop {
+            let n = read_full(item, &mut self.buffer).map_err(read_err)?;
+            if n == 0 {
+                break;
+            }
+            self.donor_buffer.resize(n, 0);
+            let same = donor.read_exact(&mut self.donor_buffer).is_ok()
+                && self.donor_buffer[..] == self.buffer[..n];
+            if !same {
+                // The first `matched` bytes are the donor's; the rest is the entry's.
+                donor = donor_at_start(donor).map_err(read_err)?;
+                let start = (donor.take(matched), n);
+                return self.file(item, parent, base, name, Some(start)).map(Some);
+            }
+            matched += n as u64;
+        }
+        let donor_dir = self.donor.as_ref().and_then(|d| d.dir(parent_path).ok());
+        if let Some(dir) = donor_dir
+            && rustix::fs::linkat(dir.as_fd(), base, parent, base, AtFlags::empty()).is_ok()
+        {
+            return Ok(None);
+        }
+        // Linking failed (another file system, too many links): copy the donor's bytes, which
+        // are the entry's.
+        let donor = donor_at_start(donor).map_err(read_err)?;
+        self.file(item, parent, base, name, Some((donor.take(matched), 0)))
+            .map(Some)
+    }
+
+    /// Creates a regular file and streams its content in: first, when given, `start` (a
+    /// reader of the content's beginning, then the first `n` bytes of `self.buffer`), then the
+    /// rest of the entry.
     fn file<R: Read>(
         &mut self,
         item: &mut tar::Entry<'_, R>,
         parent: BorrowedFd<'_>,
         base: &[u8],
         name: &str,
+        start: Option<(io::Take<File>, usize)>,
     ) -> Result<Node, UnpackError> {
         let fd = rustix::fs::openat(
             parent,
@@ -267,6 +400,12 @@ impl Unpacker<'_> {
         )
         .map_err(|e| self.fail(name, "create")(e.into()))?;
         let mut file = File::from(fd);
+        if let Some((mut head, n)) = start {
+            let copied = io::copy(&mut head, &mut file).map_err(|e| self.fail(name, "write")(e))?;
+            file.write_all(&self.buffer[..n])
+                .map_err(|e| self.fail(name, "write")(e))?;
+            self.stats.bytes += copied + n as u64;
+        }
         loop {
             let n = match item.read(&mut self.buffer) {
                 Ok(0) => break,
@@ -451,6 +590,25 @@ pub(crate) fn fail(
         action,
         source,
     }
+}
+
+/// Fills `buffer` from `reader` as far as it can; fewer bytes only at the end.
+fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+fn donor_at_start(mut donor: File) -> io::Result<File> {
+    donor.seek(io::SeekFrom::Start(0))?;
+    Ok(donor)
 }
 
 /// Whether a lookup failed because a path component is missing or not a directory.

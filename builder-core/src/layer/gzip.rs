@@ -1,0 +1,631 @@
+//! Gzip made of independent, content-defined chunks, compressed on every core.
+//!
+//! The uncompressed tar stream is cut where its content says (FastCDC, 1 MiB on average), each
+//! chunk is deflated by a fresh compressor and ends with a sync flush, and the pieces follow one
+//! another inside a single ordinary gzip member (one header, one final block, one CRC), which
+//! every gzip reader accepts. Two things follow from a chunk's bytes depending on nothing but
+//! its own content:
+//!
+//! - chunks compress in parallel, and the output is the same whatever the number of threads;
+//! - a layer that differs from an earlier one in a few files recompresses only the chunks
+//!   around those files: the others are copied from the earlier blob ([`ChunkSource`]), and the
+//!   result is the very bytes a full compression would give.
+//!
+//! Content-defined cuts (rather than fixed offsets) keep a file that grows or shrinks from
+//! shifting every chunk after it. Independent 1 MiB chunks cost about 0.2% of size at level 6
+//! against one stream.
+//!
+//! A chunk that is mostly incompressible already (compressed archives, wheels, media, random
+//! bytes) gains almost nothing from a slow level but costs it twice the time: when level 1
+//! shrinks the chunk's first 64 KiB by less than 10%, the whole chunk is deflated at level 1.
+//! The choice depends only on the chunk's bytes, so it is as deterministic as the rest.
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, Scope, ScopedJoinHandle};
+
+use fastcdc::v2020::FastCDC;
+use flate2::{Compress, Crc, FlushCompress, Status};
+use sha2::{Digest as _, Sha256};
+
+use crate::oci::Digest;
+
+/// Smallest chunk, except the last of a stream.
+pub const CHUNK_MIN: usize = 256 * 1024;
+/// Average chunk.
+pub const CHUNK_AVG: usize = 1024 * 1024;
+/// Largest chunk.
+pub const CHUNK_MAX: usize = 4 * 1024 * 1024;
+
+/// The gzip header: no file name, mtime 0, no extra flags, OS "unknown" (255).
+const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+/// An empty final block (fixed Huffman codes, end of block only): what ends the deflate
+/// stream after the last chunk's sync flush.
+const FINAL_BLOCK: [u8; 2] = [0x03, 0x00];
+
+/// sha256 of a chunk's uncompressed bytes.
+pub type ChunkHash = [u8; 32];
+
+/// Identifies the compressor that made a chunk: the same id and the same uncompressed bytes
+/// give the same deflated bytes. It covers the level, the chunking and the deflate
+/// implementation itself (a fingerprint of its output on a fixed sample), so chunks made by
+/// another version are never mixed into a layer.
+pub type CompressorId = [u8; 32];
+
+/// One chunk of a blob, in blob order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkEntry {
+    /// sha256 of the uncompressed bytes.
+    pub hash: ChunkHash,
+    /// Length of the uncompressed bytes.
+    pub uncompressed: u32,
+    /// Length of the deflated bytes in the blob.
+    pub compressed: u32,
+}
+
+/// Where each chunk of a gzip layer blob is: enough to reuse its deflated bytes later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkIndex {
+    /// The compressor that made the chunks.
+    pub compressor: CompressorId,
+    /// The chunks, in blob order.
+    pub chunks: Vec<ChunkEntry>,
+}
+
+const INDEX_MAGIC: &[u8; 16] = b"kiln-chunks-v1\n\0";
+const ENTRY_LEN: usize = 32 + 4 + 4;
+
+impl ChunkIndex {
+    /// Each chunk with the offset of its deflated bytes in the blob.
+    pub fn locations(&self) -> impl Iterator<Item = (&ChunkEntry, u64)> {
+        let mut offset = HEADER.len() as u64;
+        self.chunks.iter().map(move |c| {
+            let at = offset;
+            offset += u64::from(c.compressed);
+            (c, at)
+        })
+    }
+
+    /// The index as bytes, for storing beside the blob.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(INDEX_MAGIC.len() + 32 + self.chunks.len() * ENTRY_LEN);
+        out.extend_from_slice(INDEX_MAGIC);
+        out.extend_from_slice(&self.compressor);
+        for c in &self.chunks {
+            out.extend_from_slice(&c.hash);
+            out.extend_from_slice(&c.uncompressed.to_le_bytes());
+            out.extend_from_slice(&c.compressed.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads what [`ChunkIndex::encode`] wrote; `None` for anything else.
+    pub fn decode(bytes: &[u8]) -> Option<ChunkIndex> {
+        let rest = bytes.strip_prefix(INDEX_MAGIC.as_slice())?;
+        let (compressor, rest) = rest.split_first_chunk::<32>()?;
+        if rest.len() % ENTRY_LEN != 0 {
+            return None;
+        }
+        let chunks = rest
+            .chunks_exact(ENTRY_LEN)
+            .map(|e| {
+                let (hash, e) = e.split_first_chunk::<32>()?;
+                let (uncompressed, compressed) = e.split_first_chunk::<4>()?;
+                Some(ChunkEntry {
+                    hash: *hash,
+                    uncompressed: u32::from_le_bytes(*uncompressed),
+                    compressed: u32::from_le_bytes(compressed.try_into().ok()?),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(ChunkIndex {
+            compressor: *compressor,
+            chunks,
+        })
+    }
+}
+
+/// Deflated chunks of earlier layers, offered for reuse. The layer module writes blobs and the
+/// cache keeps them: the cache implements this so a new layer can take unchanged chunks from
+/// an old blob instead of compressing them again.
+pub trait ChunkSource: Sync {
+    /// Appends to `out` the deflated bytes that `compressor` made of the chunk whose
+    /// uncompressed sha256 is `hash`, and returns true; returns false (leaving `out` as it
+    /// was) when it has no such chunk.
+    fn deflated(&self, compressor: &CompressorId, hash: &ChunkHash, out: &mut Vec<u8>) -> bool;
+}
+
+/// A [`ChunkSource`] with nothing in it.
+pub struct NoChunks;
+
+impl ChunkSource for NoChunks {
+    fn deflated(&self, _: &CompressorId, _: &ChunkHash, _: &mut Vec<u8>) -> bool {
+        false
+    }
+}
+
+/// The id of this build's compressor at `level` (0 to 9).
+pub fn compressor_id(level: u32) -> CompressorId {
+    static IDS: [OnceLock<CompressorId>; 10] = [const { OnceLock::new() }; 10];
+    match IDS.get(level as usize) {
+        Some(id) => *id.get_or_init(|| fingerprint(level)),
+        None => fingerprint(level),
+    }
+}
+
+fn fingerprint(level: u32) -> CompressorId {
+    // A sample with long matches, short matches and noise, so that a change in any part of
+    // the implementation is likely to show in its output.
+    let mut sample = Vec::with_capacity(64 * 1024);
+    let mut state: u32 = 0x9e37_79b9;
+    while sample.len() < 64 * 1024 {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        match state >> 30 {
+            0 => sample.extend_from_slice(b"usr/lib/python3/dist-packages/"),
+            1 => sample.extend_from_slice(&state.to_le_bytes()),
+            2 => sample.extend(std::iter::repeat_n(0u8, (state >> 20) as usize & 0x3ff)),
+            _ => sample.extend_from_slice(&(state % 97).to_string().into_bytes()),
+        }
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(b"kiln chunked gzip v1, level 1 when 64 KiB at level 1 keeps 90%");
+    for n in [CHUNK_MIN, CHUNK_AVG, CHUNK_MAX] {
+        hasher.update((n as u64).to_le_bytes());
+    }
+    hasher.update(level.to_le_bytes());
+    match deflate_chunk(&sample, level) {
+        Ok(deflated) => hasher.update(&deflated),
+        Err(e) => hasher.update(e.to_string().as_bytes()),
+    }
+    hasher.finalize().into()
+}
+
+/// Bytes of a chunk deflated at level 1 to tell whether it is worth a slower level.
+const PROBE: usize = 64 * 1024;
+
+/// Deflates one chunk at `level`, or at level 1 when it is mostly incompressible.
+fn deflate_chunk(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
+    if level > 1 {
+        let probe = &data[..data.len().min(PROBE)];
+        if deflate(probe, 1)?.len() * 10 >= probe.len() * 9 {
+            return deflate(data, 1);
+        }
+    }
+    deflate(data, level)
+}
+
+/// Deflates `data` on its own, ending with a sync flush (byte-aligned, not final).
+fn deflate(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
+    let mut compress = Compress::new(flate2::Compression::new(level), false);
+    let mut out = Vec::with_capacity(data.len() + data.len() / 64 + 64);
+    loop {
+        let consumed = compress.total_in() as usize;
+        let status = compress
+            .compress_vec(&data[consumed..], &mut out, FlushCompress::Sync)
+            .map_err(io::Error::other)?;
+        let done = compress.total_in() as usize == data.len() && out.len() < out.capacity();
+        if done || status == Status::StreamEnd {
+            return Ok(out);
+        }
+        out.reserve(out.capacity().max(4096));
+    }
+}
+
+/// A chunk handed to a worker, and where its result goes.
+struct Job {
+    data: Arc<Vec<u8>>,
+    reply: SyncSender<io::Result<Done>>,
+}
+
+/// A chunk's deflated bytes and index entry.
+struct Done {
+    deflated: Vec<u8>,
+    entry: ChunkEntry,
+}
+
+fn process(
+    data: &[u8],
+    level: u32,
+    id: &CompressorId,
+    reuse: &dyn ChunkSource,
+) -> io::Result<Done> {
+    let hash: ChunkHash = Sha256::digest(data).into();
+    let mut deflated = Vec::new();
+    if !reuse.deflated(id, &hash, &mut deflated) {
+        deflated = deflate_chunk(data, level)?;
+    }
+    let too_big = |_| io::Error::other("a layer chunk is larger than 4 GiB");
+    Ok(Done {
+        entry: ChunkEntry {
+            hash,
+            uncompressed: u32::try_from(data.len()).map_err(too_big)?,
+            compressed: u32::try_from(deflated.len()).map_err(too_big)?,
+        },
+        deflated,
+    })
+}
+
+/// The worker threads of one blob.
+struct Pool {
+    jobs: SyncSender<Job>,
+}
+
+/// What was compressed: the sha256 and length of the uncompressed stream (a layer's diff_id
+/// and size).
+pub(super) struct Uncompressed {
+    pub(super) digest: Digest,
+    pub(super) size: u64,
+}
+
+/// Compresses everything `body` writes as a chunked gzip member into `out`, and returns `out`,
+/// the blob's chunk index and what the uncompressed stream was. Chunks known to `reuse` are
+/// copied, not compressed. Errors of the compression itself become `E` through `io_error`.
+pub(super) fn write_chunked<W, F, E>(
+    level: u32,
+    reuse: &dyn ChunkSource,
+    out: W,
+    io_error: fn(io::Error) -> E,
+    body: F,
+) -> Result<(W, ChunkIndex, Uncompressed), E>
+where
+    W: Write,
+    F: FnOnce(&mut dyn Write) -> Result<(), E>,
+{
+    let workers = thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let id = compressor_id(level);
+    thread::scope(|scope| {
+        // The stream's sha256 and CRC are sequential: one thread runs them over the chunks in
+        // order, beside the workers, instead of the thread producing the stream.
+        let (stream, chunks) = sync_channel::<Arc<Vec<u8>>>(2 * workers + 2);
+        let summary = scope.spawn(move || {
+            let (mut sha, mut crc) = (Sha256::new(), Crc::new());
+            for chunk in chunks {
+                sha.update(&chunk[..]);
+                crc.update(&chunk);
+            }
+            (sha, crc)
+        });
+        let mut writer = ChunkWriter {
+            scope,
+            workers,
+            level,
+            id,
+            reuse,
+            out,
+            buffer: Vec::new(),
+            stream: Some(stream),
+            summary: Some(summary),
+            pool: None,
+            pending: VecDeque::new(),
+            index: ChunkIndex {
+                compressor: id,
+                chunks: Vec::new(),
+            },
+        };
+        writer.out.write_all(&HEADER).map_err(io_error)?;
+        body(&mut writer)?;
+        writer.finish().map_err(io_error)
+    })
+}
+
+struct ChunkWriter<'scope, 'env, W> {
+    scope: &'scope Scope<'scope, 'env>,
+    workers: usize,
+    level: u32,
+    id: CompressorId,
+    reuse: &'env dyn ChunkSource,
+    out: W,
+    buffer: Vec<u8>,
+    /// The chunks in stream order, to the thread hashing the stream.
+    stream: Option<SyncSender<Arc<Vec<u8>>>>,
+    summary: Option<ScopedJoinHandle<'scope, (Sha256, Crc)>>,
+    pool: Option<Pool>,
+    pending: VecDeque<Receiver<io::Result<Done>>>,
+    index: ChunkIndex,
+}
+
+impl<'scope, 'env, W: Write> ChunkWriter<'scope, 'env, W> {
+    fn start_pool(&mut self) -> &Pool {
+        self.pool.get_or_insert_with(|| {
+            let (jobs, queue) = sync_channel::<Job>(self.workers);
+            let queue = std::sync::Arc::new(Mutex::new(queue));
+            for _ in 0..self.workers {
+                let queue = queue.clone();
+                let (level, id, reuse) = (self.level, self.id, self.reuse);
+                self.scope.spawn(move || {
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(q) => q.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        // The writer may have stopped waiting (an error): nothing to do then.
+                        let _ = job.reply.send(process(&job.data, level, &id, reuse));
+                    }
+                });
+            }
+            Pool { jobs }
+        })
+    }
+
+    /// Hands a chunk to the workers, writing finished chunks while too many are in flight.
+    fn submit(&mut self, data: Arc<Vec<u8>>) -> io::Result<()> {
+        let (reply, result) = sync_channel(1);
+        let stopped = || io::Error::other("the layer compression workers stopped");
+        self.start_pool()
+            .jobs
+            .send(Job { data, reply })
+            .map_err(|_| stopped())?;
+        self.pending.push_back(result);
+        while self.pending.len() > 2 * self.workers {
+            self.write_next()?;
+        }
+        Ok(())
+    }
+
+    fn write_next(&mut self) -> io::Result<()> {
+        let Some(result) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        let done = result
+            .recv()
+            .map_err(|_| io::Error::other("a layer compression worker stopped"))??;
+        self.emit(done)
+    }
+
+    fn emit(&mut self, done: Done) -> io::Result<()> {
+        self.out.write_all(&done.deflated)?;
+        self.index.chunks.push(done.entry);
+        Ok(())
+    }
+
+    /// Cuts off the chunks whose ends the buffer already decides: every chunk that starts at
+    /// least a largest chunk's worth before the buffer's end (or, `at_end`, all of them).
+    fn cut(&mut self, at_end: bool) -> io::Result<()> {
+        if !at_end && self.buffer.len() < 2 * CHUNK_MAX {
+            return Ok(());
+        }
+        let mut taken = 0;
+        let mut chunks = Vec::new();
+        for chunk in FastCDC::new(&self.buffer, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX) {
+            if !at_end && self.buffer.len() - chunk.offset < CHUNK_MAX {
+                break;
+            }
+            chunks.push(Arc::new(
+                self.buffer[chunk.offset..chunk.offset + chunk.length].to_vec(),
+            ));
+            taken = chunk.offset + chunk.length;
+        }
+        self.buffer.drain(..taken);
+        for chunk in &chunks {
+            let sent = self.stream.as_ref().map(|s| s.send(chunk.clone()));
+            if !matches!(sent, Some(Ok(()))) {
+                return Err(io::Error::other("the layer stream hashing thread stopped"));
+            }
+        }
+        if self.pool.is_none() && at_end && chunks.len() == 1 {
+            // One small chunk, all there is: not worth a thread.
+            for chunk in chunks {
+                let done = process(&chunk, self.level, &self.id, self.reuse)?;
+                self.emit(done)?;
+            }
+            return Ok(());
+        }
+        for chunk in chunks {
+            self.submit(chunk)?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<(W, ChunkIndex, Uncompressed)> {
+        self.cut(true)?;
+        while !self.pending.is_empty() {
+            self.write_next()?;
+        }
+        self.stream = None;
+        let (sha, crc) = self
+            .summary
+            .take()
+            .map(ScopedJoinHandle::join)
+            .and_then(Result::ok)
+            .ok_or_else(|| io::Error::other("the layer stream hashing thread stopped"))?;
+        self.out.write_all(&FINAL_BLOCK)?;
+        self.out.write_all(&crc.sum().to_le_bytes())?;
+        self.out.write_all(&crc.amount().to_le_bytes())?;
+        let size = self
+            .index
+            .chunks
+            .iter()
+            .map(|c| u64::from(c.uncompressed))
+            .sum();
+        let uncompressed = Uncompressed {
+            digest: Digest::from_hasher(sha),
+            size,
+        };
+        Ok((self.out, self.index, uncompressed))
+    }
+}
+
+impl<W: Write> Write for ChunkWriter<'_, '_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(buf);
+        self.cut(false)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::read::GzDecoder;
+    use std::collections::HashMap;
+    use std::io::Read;
+
+    fn sample(len: usize, seed: u64) -> Vec<u8> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            // Compressible text and incompressible runs, so chunks differ in both.
+            if rng.bool() {
+                out.extend_from_slice(
+                    format!("line {} of a text file\n", rng.u32(..1000)).as_bytes(),
+                );
+            } else {
+                out.extend((0..200).map(|_| rng.u8(..)));
+            }
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn gzip(data: &[u8], reuse: &dyn ChunkSource) -> (Vec<u8>, ChunkIndex) {
+        let (blob, index, stream) =
+            write_chunked(6, reuse, Vec::new(), |e| e, |w| w.write_all(data)).unwrap();
+        assert_eq!(stream.digest, Digest::of(data));
+        assert_eq!(stream.size, data.len() as u64);
+        (blob, index)
+    }
+
+    fn gunzip(blob: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        GzDecoder::new(blob).read_to_end(&mut out).unwrap();
+        out
+    }
+
+    /// Chunks of earlier blobs, as the cache offers them, counting what it gave.
+    struct Blobs {
+        compressor: CompressorId,
+        chunks: HashMap<ChunkHash, Vec<u8>>,
+        given: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Blobs {
+        fn of(blob: &[u8], index: &ChunkIndex) -> Blobs {
+            let chunks = index
+                .locations()
+                .map(|(c, at)| {
+                    let at = at as usize;
+                    (c.hash, blob[at..at + c.compressed as usize].to_vec())
+                })
+                .collect();
+            Blobs {
+                compressor: index.compressor,
+                chunks,
+                given: Default::default(),
+            }
+        }
+    }
+
+    impl ChunkSource for Blobs {
+        fn deflated(&self, id: &CompressorId, hash: &ChunkHash, out: &mut Vec<u8>) -> bool {
+            if *id != self.compressor {
+                return false;
+            }
+            match self.chunks.get(hash) {
+                Some(bytes) => {
+                    out.extend_from_slice(bytes);
+                    self.given
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    true
+                }
+                None => false,
+            }
+        }
+    }
+
+    #[test]
+    fn any_gzip_reader_gets_the_bytes_back() {
+        for len in [0, 1, 1000, CHUNK_MIN, 3 * CHUNK_MAX + 17] {
+            let data = sample(len, len as u64);
+            let (blob, index) = gzip(&data, &NoChunks);
+            assert_eq!(gunzip(&blob), data, "{len} bytes");
+            assert_eq!(
+                index
+                    .chunks
+                    .iter()
+                    .map(|c| c.uncompressed as usize)
+                    .sum::<usize>(),
+                len
+            );
+            let deflated: usize = index.chunks.iter().map(|c| c.compressed as usize).sum();
+            assert_eq!(blob.len(), HEADER.len() + deflated + FINAL_BLOCK.len() + 8);
+        }
+    }
+
+    #[test]
+    fn chunks_are_cut_by_content_and_bounded() {
+        let data = sample(12 * CHUNK_AVG, 7);
+        let (_, index) = gzip(&data, &NoChunks);
+        assert!(index.chunks.len() > 4, "{} chunks", index.chunks.len());
+        let (last, rest) = index.chunks.split_last().unwrap();
+        assert!(last.uncompressed as usize <= CHUNK_MAX);
+        for c in rest {
+            assert!((CHUNK_MIN..=CHUNK_MAX).contains(&(c.uncompressed as usize)));
+        }
+    }
+
+    #[test]
+    fn reused_chunks_give_the_same_bytes_as_compressing() {
+        let old = sample(10 * CHUNK_AVG, 1);
+        let (old_blob, old_index) = gzip(&old, &NoChunks);
+        // A few bytes inserted in the middle: the chunks before and after it stay the same.
+        let mut new = old.clone();
+        new.splice(5 * CHUNK_AVG..5 * CHUNK_AVG, b"inserted".iter().copied());
+        let (fresh, fresh_index) = gzip(&new, &NoChunks);
+        let source = Blobs::of(&old_blob, &old_index);
+        let (reused, reused_index) = gzip(&new, &source);
+        assert_eq!(reused, fresh);
+        assert_eq!(reused_index, fresh_index);
+        assert_eq!(gunzip(&reused), new);
+        let given = source.given.into_inner();
+        assert!(
+            given + 3 >= fresh_index.chunks.len() && given > 0,
+            "{given} of {} chunks reused",
+            fresh_index.chunks.len()
+        );
+    }
+
+    #[test]
+    fn chunks_of_another_compressor_are_not_used() {
+        let data = sample(3 * CHUNK_AVG, 3);
+        let (blob, index, _) =
+            write_chunked(1, &NoChunks, Vec::new(), |e| e, |w| w.write_all(&data)).unwrap();
+        let source = Blobs::of(&blob, &index);
+        let (at6, _) = gzip(&data, &source);
+        assert_eq!(source.given.into_inner(), 0);
+        assert_eq!(gunzip(&at6), data);
+        assert_ne!(compressor_id(1), compressor_id(6));
+    }
+
+    #[test]
+    fn incompressible_chunks_are_deflated_fast_and_others_fully() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        let noise: Vec<u8> = (0..CHUNK_MIN).map(|_| rng.u8(..)).collect();
+        assert_eq!(
+            deflate_chunk(&noise, 6).unwrap(),
+            deflate(&noise, 1).unwrap()
+        );
+        let text: Vec<u8> = (0..CHUNK_MIN / 8)
+            .flat_map(|i| format!("{:07}\n", i * 7919 % 100_000).into_bytes())
+            .collect();
+        let at6 = deflate_chunk(&text, 6).unwrap();
+        assert_eq!(at6, deflate(&text, 6).unwrap());
+        assert!(at6.len() < deflate(&text, 1).unwrap().len());
+    }
+
+    #[test]
+    fn the_index_reads_back_and_rejects_other_bytes() {
+        let (_, index) = gzip(&sample(3 * CHUNK_AVG, 9), &NoChunks);
+        assert_eq!(ChunkIndex::decode(&index.encode()), Some(index.clone()));
+        let mut cut = index.encode();
+        cut.pop();
+        assert_eq!(ChunkIndex::decode(&cut), None);
+        assert_eq!(ChunkIndex::decode(b"{}"), None);
+    }
+}
