@@ -16,7 +16,9 @@
 # kiln builds with `--cache-dir --report --push`. buildah (chroot isolation) runs `build --layers`
 # then `push`, timed together; the table also shows its build alone. It runs once per storage
 # driver in BUILDAH_DRIVERS ("vfs overlay" by default; vfs copies a step's whole rootfs, overlay
-# does not; empty for kiln alone). BENCH_CONTEXTS picks contexts ("many flask" by default). Hit rates: kiln's from its report (hits / cacheable steps), buildah's from the "Using
+# does not; empty for kiln alone). BENCH_CONTEXTS picks contexts ("many flask" by default);
+# BENCH_TMPDIR the file system everything is written to (/tmp by default). Hit rates: kiln's
+# from its report (hits / cacheable steps), buildah's from the "Using
 # cache" lines of its output over its steps after FROM. Peak RSS is the largest of the runs, of
 # any one process (a RUN step's included). Times are medians, min–max in brackets.
 #
@@ -36,7 +38,7 @@ kiln=$(realpath "${KILN:-target/release/kiln}")
 runs=${BENCH_RUNS:-3}
 read -r -a drivers <<<"${BUILDAH_DRIVERS-vfs overlay}"
 read -r -a contexts <<<"${BENCH_CONTEXTS:-many flask}"
-work=$(mktemp -d /tmp/kiln-cache-bench.XXXXXX)
+work=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/kiln-cache-bench.XXXXXX")
 registry_pid=
 cleanup() {
   # buildah unmounts what it mounts; anything left (an interrupted run) goes before the files.

@@ -37,7 +37,7 @@ pub const CHUNK_MIN: usize = 256 * 1024;
 /// Average chunk.
 pub const CHUNK_AVG: usize = 1024 * 1024;
 /// Largest chunk.
-pub const CHUNK_MAX: usize = 4 * 1024 * 1024;
+pub const CHUNK_MAX: usize = 2 * 1024 * 1024;
 
 /// The gzip header: no file name, mtime 0, no extra flags, OS "unknown" (255).
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
@@ -278,7 +278,7 @@ where
     thread::scope(|scope| {
         // The stream's sha256 and CRC are sequential: one thread runs them over the chunks in
         // order, beside the workers, instead of the thread producing the stream.
-        let (stream, chunks) = sync_channel::<Arc<Vec<u8>>>(2 * workers + 2);
+        let (stream, chunks) = sync_channel::<Arc<Vec<u8>>>(workers + 1);
         let summary = scope.spawn(move || {
             let (mut sha, mut crc) = (Sha256::new(), Crc::new());
             for chunk in chunks {
@@ -359,7 +359,7 @@ impl<'scope, 'env, W: Write> ChunkWriter<'scope, 'env, W> {
             .send(Job { data, reply })
             .map_err(|_| stopped())?;
         self.pending.push_back(result);
-        while self.pending.len() > 2 * self.workers {
+        while self.pending.len() > self.workers {
             self.write_next()?;
         }
         Ok(())
@@ -384,7 +384,7 @@ impl<'scope, 'env, W: Write> ChunkWriter<'scope, 'env, W> {
     /// Cuts off the chunks whose ends the buffer already decides: every chunk that starts at
     /// least a largest chunk's worth before the buffer's end (or, `at_end`, all of them).
     fn cut(&mut self, at_end: bool) -> io::Result<()> {
-        if !at_end && self.buffer.len() < 2 * CHUNK_MAX {
+        if !at_end && self.buffer.len() < CHUNK_MAX + CHUNK_MIN {
             return Ok(());
         }
         let mut taken = 0;

@@ -3,8 +3,11 @@
 //! [`write_layer`] turns a list of [`Entry`]s into one layer blob in a single streaming pass and
 //! returns its digest and diff_id. The same entries and options always give the same bytes:
 //! entries are sorted, headers carry no host user names or access times, mtimes can be clamped
-//! to `SOURCE_DATE_EPOCH`, and the gzip header has no timestamp. [`detect_archive`] and
-//! [`extract_archive_entries`] read local tar archives for `ADD` into entries.
+//! to `SOURCE_DATE_EPOCH`, and the gzip header has no timestamp. Gzip is written in
+//! content-defined chunks ([`gzip`]) so that [`write_layer_with`] can take unchanged chunks from
+//! an earlier blob and hand the tar stream to an unpack running beside it
+//! ([`UnpackedLayers::begin`]). [`detect_archive`] and [`extract_archive_entries`] read local tar
+//! archives for `ADD` into entries.
 
 pub mod archive;
 pub mod error;
