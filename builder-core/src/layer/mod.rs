@@ -28,3 +28,17 @@ pub use write::{
     Compression, LayerInfo, LayerOptions, MEDIA_TYPE_TAR, MEDIA_TYPE_TAR_GZIP, WriteExtras,
     write_layer, write_layer_with,
 };
+
+/// Reads until `buf` is full or the stream ends; returns the bytes read (fewer only at the end).
+pub(crate) fn read_full(stream: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match stream.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}

@@ -5,12 +5,13 @@
 //! means "not an archive", and the file is copied as it is.
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::Path;
 
 use super::numeric::{parse_numeric, parse_octal};
 use super::{ArchiveFormat, decoder};
 use crate::layer::error::LayerError;
+use crate::layer::read_full;
 
 const BZIP2_MAGIC: &[u8] = b"BZh";
 const XZ_MAGIC: &[u8] = &[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00];
@@ -154,20 +155,6 @@ fn valid_pax_records(mut data: &[u8]) -> bool {
         data = &data[len..];
     }
     true
-}
-
-/// Reads until `buf` is full or the stream ends; returns the bytes read.
-fn read_full(stream: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match stream.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]

@@ -48,29 +48,13 @@ impl UnpackedLayers {
         if is_dir(&target) {
             return Ok(target);
         }
-        let cache_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| LayerError::from(UnpackError::Cache { path, source })
-        };
-        fs::create_dir_all(&self.root).map_err(cache_err(&self.root))?;
-        let lock_path = self.root.join(format!("{name}.lock"));
-        let lock = File::create(&lock_path).map_err(cache_err(&lock_path))?;
-        lock.lock().map_err(cache_err(&lock_path))?;
+        let lock = self.lock(&name)?;
         if is_dir(&target) {
             return Ok(target);
         }
         let temp_prefix = format!(".tmp-{name}-");
         self.remove_leftovers(&temp_prefix)?;
-
-        let temp = tempfile::Builder::new()
-            .prefix(&temp_prefix)
-            .tempdir_in(&self.root)
-            .map_err(cache_err(&self.root))?;
-        fs::set_permissions(
-            temp.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .map_err(cache_err(temp.path()))?;
+        let temp = self.temp_dir(&temp_prefix)?;
         let format = decode::sniff(blob)?;
         let file = File::open(blob).map_err(|source| UnpackError::Read {
             layer: blob.to_path_buf(),
@@ -83,18 +67,32 @@ impl UnpackedLayers {
             whiteouts,
             Some(&layer.diff_id),
         )?;
-        sync_fs(temp.path()).map_err(cache_err(temp.path()))?;
-        let temp = temp.keep();
-        if let Err(source) = fs::rename(&temp, &target) {
-            let _ = fs::remove_dir_all(&temp);
-            return Err(UnpackError::Cache {
-                path: target,
-                source,
-            }
-            .into());
-        }
-        drop(lock);
-        Ok(target)
+        publish(temp, target, lock)
+    }
+
+    /// Takes the lock of layer directory `name`, creating the cache directory: one unpack of a
+    /// layer at a time, across builds and processes.
+    fn lock(&self, name: &str) -> Result<File, LayerError> {
+        fs::create_dir_all(&self.root).map_err(cache_err(&self.root))?;
+        let lock_path = self.root.join(format!("{name}.lock"));
+        let lock = File::create(&lock_path).map_err(cache_err(&lock_path))?;
+        lock.lock().map_err(cache_err(&lock_path))?;
+        Ok(lock)
+    }
+
+    /// A new temporary directory beside the layers, mode 0755 like the unpacked layers.
+    fn temp_dir(&self, prefix: &str) -> Result<tempfile::TempDir, LayerError> {
+        fs::create_dir_all(&self.root).map_err(cache_err(&self.root))?;
+        let temp = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(&self.root)
+            .map_err(cache_err(&self.root))?;
+        fs::set_permissions(
+            temp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .map_err(cache_err(temp.path()))?;
+        Ok(temp)
     }
 
     /// The directory of the layer with `diff_id` in `whiteouts` format, if it is unpacked.
@@ -113,20 +111,7 @@ impl UnpackedLayers {
         whiteouts: WhiteoutFormat,
         donor: Option<PathBuf>,
     ) -> Result<PendingUnpack, LayerError> {
-        let cache_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| LayerError::from(UnpackError::Cache { path, source })
-        };
-        fs::create_dir_all(&self.root).map_err(cache_err(&self.root))?;
-        let temp = tempfile::Builder::new()
-            .prefix(".tmp-new-")
-            .tempdir_in(&self.root)
-            .map_err(cache_err(&self.root))?;
-        fs::set_permissions(
-            temp.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .map_err(cache_err(temp.path()))?;
+        let temp = self.temp_dir(".tmp-new-")?;
         let (sender, receiver) = sync_channel(PIPE_DEPTH);
         let reader = PipeReader {
             receiver,
@@ -158,10 +143,6 @@ impl UnpackedLayers {
     /// and any temporary directory; returns how many layers went. The caller must make sure no
     /// build is using them (`kiln cache prune` holds the cache's exclusive lock).
     pub fn remove(&self, remove: impl Fn(&str) -> bool) -> Result<usize, LayerError> {
-        let cache_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| LayerError::from(UnpackError::Cache { path, source })
-        };
         let entries = match fs::read_dir(&self.root) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
@@ -240,29 +221,12 @@ impl PendingUnpack {
             .into());
         }
         let name = dir_name(diff_id.hex(), self.whiteouts);
-        let root = &self.layers.root;
-        let target = root.join(&name);
-        let cache_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| LayerError::from(UnpackError::Cache { path, source })
-        };
-        let lock_path = root.join(format!("{name}.lock"));
-        let lock = File::create(&lock_path).map_err(cache_err(&lock_path))?;
-        lock.lock().map_err(cache_err(&lock_path))?;
+        let target = self.layers.root.join(&name);
+        let lock = self.layers.lock(&name)?;
         if is_dir(&target) {
             return Ok(target);
         }
-        sync_fs(temp.path()).map_err(cache_err(temp.path()))?;
-        let temp = temp.keep();
-        if let Err(source) = fs::rename(&temp, &target) {
-            let _ = fs::remove_dir_all(&temp);
-            return Err(UnpackError::Cache {
-                path: target,
-                source,
-            }
-            .into());
-        }
-        Ok(target)
+        publish(temp, target, lock)
     }
 
     /// Ends the stream and waits for the unpacking thread.
@@ -355,6 +319,29 @@ impl Read for PipeReader {
         self.at += n;
         Ok(n)
     }
+}
+
+/// Flushes the unpacked `temp` to disk and renames it to `target`, then lets go of the
+/// layer's `lock`.
+fn publish(temp: tempfile::TempDir, target: PathBuf, lock: File) -> Result<PathBuf, LayerError> {
+    sync_fs(temp.path()).map_err(cache_err(temp.path()))?;
+    let temp = temp.keep();
+    if let Err(source) = fs::rename(&temp, &target) {
+        let _ = fs::remove_dir_all(&temp);
+        return Err(UnpackError::Cache {
+            path: target,
+            source,
+        }
+        .into());
+    }
+    drop(lock);
+    Ok(target)
+}
+
+/// An error of the cache directory at `path`.
+fn cache_err(path: &Path) -> impl FnOnce(io::Error) -> LayerError + use<> {
+    let path = path.to_path_buf();
+    move |source| LayerError::from(UnpackError::Cache { path, source })
 }
 
 /// The directory name of a layer in a given whiteout format.

@@ -1,7 +1,7 @@
 //! The tar stream inside a layer blob: decompressed on the fly, never held in memory.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use crate::layer::ArchiveFormat;
@@ -30,15 +30,7 @@ pub(crate) fn sniff(blob: &Path) -> Result<ArchiveFormat, LayerError> {
     };
     let mut file = File::open(blob).map_err(read_err)?;
     let mut magic = [0u8; 6];
-    let mut filled = 0;
-    while filled < magic.len() {
-        match file.read(&mut magic[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(read_err(e)),
-        }
-    }
+    let filled = crate::layer::read_full(&mut file, &mut magic).map_err(read_err)?;
     let magic = &magic[..filled];
     Ok(if magic.starts_with(&[0x1f, 0x8b]) {
         ArchiveFormat::Gzip

@@ -353,7 +353,7 @@ impl Unpacker<'_> {
         // Read the entry and the donor side by side until they differ.
         let mut matched: u64 = 0;
         loop {
-            let n = read_full(item, &mut self.buffer).map_err(read_err)?;
+            let n = crate::layer::read_full(item, &mut self.buffer).map_err(read_err)?;
             if n == 0 {
                 break;
             }
@@ -590,20 +590,6 @@ pub(crate) fn fail(
         action,
         source,
     }
-}
-
-/// Fills `buffer` from `reader` as far as it can; fewer bytes only at the end.
-fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match reader.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 fn donor_at_start(mut donor: File) -> io::Result<File> {
