@@ -11,6 +11,8 @@
 #   buildah              the peer in the differential RUN tests
 #   debootstrap          the Flask example's python base image (scripts/make-python-image.sh)
 #   podman, runc, curl   run the pushed Flask image and ask it over HTTP
+#   uidmap               newuidmap/newgidmap, for rootless builds with subordinate ids
+# and the user `kiln-rootless`, with subordinate ids, that the rootless tests build as.
 set -euo pipefail
 
 need=()
@@ -30,18 +32,31 @@ have debootstrap || need+=(debootstrap)
 have podman || need+=(podman)
 have runc || need+=(runc)
 have curl || need+=(curl)
-
-if [ ${#need[@]} -eq 0 ]; then
-  exit 0
-fi
+have newuidmap || need+=(uidmap)
 
 if [ "$(id -u)" -ne 0 ]; then
   SUDO=sudo
 else
   SUDO=
 fi
-echo "installing test dependencies: ${need[*]}" >&2
-$SUDO apt-get update -qq
-# docker-registry's package starts a system service where an init system runs; the tests never
-# use that instance, they start their own on free loopback ports.
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+
+# The rootless tests' user: useradd gives an ordinary user a subordinate range where
+# login.defs says so; otherwise it gets one here.
+ensure_rootless_user() {
+  local user=kiln-rootless
+  id "$user" >/dev/null 2>&1 ||
+    $SUDO useradd --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$user"
+  grep -q "^$user:" /etc/subuid 2>/dev/null ||
+    $SUDO usermod --add-subuids 3000000-3065535 "$user"
+  grep -q "^$user:" /etc/subgid 2>/dev/null ||
+    $SUDO usermod --add-subgids 3000000-3065535 "$user"
+}
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing test dependencies: ${need[*]}" >&2
+  $SUDO apt-get update -qq
+  # docker-registry's package starts a system service where an init system runs; the tests
+  # never use that instance, they start their own on free loopback ports.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+ensure_rootless_user

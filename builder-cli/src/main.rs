@@ -61,7 +61,6 @@ fn main() -> ExitCode {
     // RUN steps re-execute this binary as their sandbox helper; that must be decided before
     // any thread exists.
     builder_core::exec::sandbox::run_helper_if_requested();
-    let _temp = interrupt::PrivateTemp::install();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -69,6 +68,15 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { Exit::Usage as u8 } else { 0 });
         }
     };
+    // Rootless with subordinate ids, building and pruning happen as root of a user namespace
+    // (unpacked layers and RUN steps keep their owners); that too needs a single thread.
+    if matches!(cli.command, cli::Command::Build(_) | cli::Command::Cache(_))
+        && let Err(e) = builder_core::exec::sandbox::enter_user_namespace()
+    {
+        eprint!("{}", render::error(&e, None));
+        return ExitCode::from(Exit::Failure as u8);
+    }
+    let _temp = interrupt::PrivateTemp::install();
     let result = match cli.command {
         cli::Command::Build(args) => commands::build::run(args),
         cli::Command::Parse(args) => commands::parse::run(args),

@@ -21,4 +21,5 @@ mod outputs;
 mod parse;
 mod registry;
 mod reproducible;
+mod rootless;
 mod run;

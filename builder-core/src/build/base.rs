@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use super::BuildError;
 use crate::exec::fs::FsTree;
+use crate::exec::sandbox;
 use crate::layer::{UnpackedLayers, WhiteoutFormat};
 use crate::oci::entry::OPAQUE_WHITEOUT;
 use crate::oci::layout::from_oci_digest;
@@ -59,7 +60,7 @@ pub(super) fn tree_from_layers(
     store: &OciLayout,
     unpacked: &UnpackedLayers,
 ) -> Result<FsTree, BuildError> {
-    let user_xattr = !rustix::process::geteuid().is_root();
+    let user_xattr = sandbox::privilege().uses_user_xattr();
     let mut tree = FsTree::new();
     for layer in layers {
         let blob = store.blob_path(&layer.digest);

@@ -673,7 +673,8 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
     let mut steps = Vec::new();
     let mut summary = CacheSummary::default();
     let mut runner: Option<run::Runner<'_>> = None;
-    let unpacked = layer::UnpackedLayers::new(&options.layers_dir);
+    let unpacked = layer::UnpackedLayers::new(&options.layers_dir)
+        .with_ownership_tag(crate::exec::sandbox::ownership_tag());
     // Found out when first needed: a fully cached build never asks.
     let mut isolation: Option<Isolation> = None;
 

@@ -67,7 +67,7 @@ fn user_databases(dirs: &[PathBuf]) -> FsTree {
 /// overlay reads `user.*` attributes.
 pub(super) fn overlay_whiteouts() -> WhiteoutFormat {
     WhiteoutFormat::Overlay {
-        user_xattr: !rustix::process::geteuid().is_root(),
+        user_xattr: crate::exec::sandbox::privilege().uses_user_xattr(),
     }
 }
 

@@ -68,6 +68,16 @@ pub enum SandboxError {
         #[source]
         source: io::Error,
     },
+    /// `newuidmap` or `newgidmap` refused the caller's subordinate ids.
+    #[error(
+        "cannot map this user's subordinate ids into a user namespace: {message}\n\
+         check this user's ranges in /etc/subuid and /etc/subgid, or set KILN_USERNS=off to \
+         build with only the caller mapped (every file then belongs to root)"
+    )]
+    IdMap {
+        /// What the mapper reported.
+        message: String,
+    },
     /// A path in the captured tree is not UTF-8, which layer entries need.
     #[error("path `{0}` is not valid UTF-8")]
     NonUtf8Path(PathBuf),

@@ -44,7 +44,11 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// a test target with `harness = false` whose `main` calls it.
 pub fn run_helper_if_requested() {
     let mut args = std::env::args_os().skip(1);
-    if args.next().as_deref() != Some(HELPER_ARG.as_ref()) {
+    let first = args.next();
+    if first.as_deref() == Some(super::userns::MAP_IDS_ARG.as_ref()) {
+        std::process::exit(super::userns::mapper_main(args));
+    }
+    if first.as_deref() != Some(HELPER_ARG.as_ref()) {
         return;
     }
     let stage = args.next().unwrap_or_default();
@@ -117,19 +121,19 @@ pub(crate) fn unshare(flags: UnshareFlags) -> io::Result<()> {
 }
 
 /// Gives this process its own namespaces; in a new user namespace, maps root to the caller.
-fn enter_namespaces(rootless: bool, network_none: bool) -> Result<(), Failure> {
+fn enter_namespaces(own_user_namespace: bool, network_none: bool) -> Result<(), Failure> {
     let mut flags =
         UnshareFlags::NEWNS | UnshareFlags::NEWPID | UnshareFlags::NEWIPC | UnshareFlags::NEWUTS;
     if network_none {
         flags |= UnshareFlags::NEWNET;
     }
-    if rootless {
+    if own_user_namespace {
         flags |= UnshareFlags::NEWUSER;
     }
     let uid = rustix::process::geteuid().as_raw();
     let gid = rustix::process::getegid().as_raw();
     unshare(flags).map_err(|e| failed("unshare namespaces", e))?;
-    if rootless {
+    if own_user_namespace {
         let write = |file: &str, text: String| {
             std::fs::write(file, text).map_err(|e| failed(format!("write `{file}`"), e))
         };
@@ -146,7 +150,7 @@ fn enter_namespaces(rootless: bool, network_none: bool) -> Result<(), Failure> {
 
 fn namespace_stage(plan: &HelperPlan) -> StageResult {
     die_with_parent()?;
-    enter_namespaces(plan.rootless, plan.network_none)?;
+    enter_namespaces(plan.own_user_namespace, plan.network_none)?;
     let status = spawn_stage("init", plan)?;
     Ok(status
         .code()
@@ -203,7 +207,7 @@ fn chroot_stage(plan: &HelperPlan, started: &File) -> StageResult {
 }
 
 fn probe_stage(plan: &HelperPlan) -> StageResult {
-    enter_namespaces(plan.rootless, plan.network_none)?;
+    enter_namespaces(plan.own_user_namespace, plan.network_none)?;
     let overlay = plan.overlay.as_ref().ok_or_else(|| Failure {
         action: "find the overlay in the plan".into(),
         errno: None,

@@ -50,6 +50,7 @@ mod snapshot;
 mod spawn;
 mod stubs;
 mod upper;
+mod userns;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -58,6 +59,7 @@ pub use error::SandboxError;
 pub use helper::run_helper_if_requested;
 pub use snapshot::Snapshot;
 pub use upper::upper_to_entries;
+pub use userns::{IdMapping, IdRange, Privilege, enter_user_namespace, ownership_tag, privilege};
 
 use protocol::{BindPlan, CommandPlan, HelperPlan, OverlayPlan};
 
@@ -221,7 +223,13 @@ pub fn run(
         cwd: spec.cwd.clone(),
         uid: spec.uid,
         gid: spec.gid,
-        groups: spec.additional_gids.clone(),
+        // A helper that maps only the caller has `setgroups` denied (the kernel's condition
+        // for an unprivileged map), so its steps run without supplementary groups.
+        groups: if privilege() == Privilege::Unprivileged {
+            Vec::new()
+        } else {
+            spec.additional_gids.clone()
+        },
     };
     match (isolation, rootfs) {
         (
@@ -282,10 +290,6 @@ fn validate(spec: &RunSpec) -> Result<(), SandboxError> {
     Ok(())
 }
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 fn run_namespace(
     spec: &RunSpec,
     command: CommandPlan,
@@ -326,7 +330,8 @@ fn run_namespace(
         chroot: None,
         binds,
         hostname: spec.hostname.clone(),
-        rootless: !is_root(),
+        rootless: privilege().uses_user_xattr(),
+        own_user_namespace: privilege() == Privilege::Unprivileged,
         network_none: spec.network == Network::None,
         report_dir: control.path().to_path_buf(),
     };
@@ -355,7 +360,8 @@ fn run_chroot(
         chroot: Some(root),
         binds: Vec::new(),
         hostname: String::new(),
-        rootless: !is_root(),
+        rootless: privilege().uses_user_xattr(),
+        own_user_namespace: privilege() == Privilege::Unprivileged,
         network_none: spec.network == Network::None,
         report_dir: control.path().to_path_buf(),
     };

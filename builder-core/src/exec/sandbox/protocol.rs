@@ -46,8 +46,11 @@ pub(crate) struct HelperPlan {
     pub chroot: Option<PathBuf>,
     pub binds: Vec<BindPlan>,
     pub hostname: String,
-    /// Unshare a user namespace (when not root) and mount the overlay with `userxattr`.
+    /// Not the host's root: mount the overlay with `userxattr`, and accept that host-owned
+    /// files (the hostname sysctl) stay read-only.
     pub rootless: bool,
+    /// Unshare a user namespace mapping the caller alone to root (when not root at all).
+    pub own_user_namespace: bool,
     /// Unshare the network namespace.
     pub network_none: bool,
     /// Where the helper writes [`FAILURE_FILE`] and [`STUBS_FILE`].

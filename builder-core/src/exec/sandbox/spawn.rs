@@ -287,7 +287,8 @@ pub(crate) fn probe_namespace() -> Result<bool, SandboxError> {
         chroot: None,
         binds: Vec::new(),
         hostname: String::new(),
-        rootless: !super::is_root(),
+        rootless: super::privilege().uses_user_xattr(),
+        own_user_namespace: super::privilege() == super::Privilege::Unprivileged,
         network_none: false,
         report_dir: control.path().to_path_buf(),
     };

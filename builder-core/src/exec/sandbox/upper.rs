@@ -10,10 +10,11 @@ use crate::oci::Entry;
 use super::SandboxError;
 use super::disk;
 
-/// The ids a file in an upper dir has in the image. As root they are the same; rootless, the
-/// helper's user namespace maps the image's root to the caller (and nothing else).
+/// The ids a file in an upper dir has in the image. As root (of the host, or of a user
+/// namespace with subordinate ids) they are the same; unprivileged, the helper's user
+/// namespace maps the image's root to the caller (and nothing else).
 pub(crate) fn image_ids(uid: u32, gid: u32) -> (u32, u32) {
-    if rustix::process::geteuid().is_root() {
+    if super::privilege() != super::Privilege::Unprivileged {
         return (uid, gid);
     }
     let map = |id: u32, mine: u32| if id == mine { 0 } else { id };

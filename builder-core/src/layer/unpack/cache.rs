@@ -26,12 +26,40 @@ use crate::oci::{Digest, LayerRef};
 #[derive(Debug, Clone)]
 pub struct UnpackedLayers {
     root: PathBuf,
+    ownership: Option<String>,
 }
 
 impl UnpackedLayers {
     /// A cache rooted at `root` (created on first use).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        UnpackedLayers { root: root.into() }
+        UnpackedLayers {
+            root: root.into(),
+            ownership: None,
+        }
+    }
+
+    /// Keeps this process's layers apart from those unpacked under another id mapping: inside
+    /// a user namespace a file's host owner depends on the map, so a layer unpacked with one
+    /// map has the wrong owners under another. `tag` (from
+    /// [`ownership_tag`](crate::exec::sandbox::ownership_tag)) is appended to the directory
+    /// names; `None` leaves them as they are.
+    pub fn with_ownership_tag(mut self, tag: Option<String>) -> Self {
+        self.ownership = tag;
+        self
+    }
+
+    /// The directory name of a layer in a given whiteout format.
+    fn dir_name(&self, hex: &str, whiteouts: WhiteoutFormat) -> String {
+        let mut name = match whiteouts {
+            WhiteoutFormat::Overlay { user_xattr: false } => hex.to_string(),
+            WhiteoutFormat::Overlay { user_xattr: true } => format!("{hex}.userxattr"),
+            WhiteoutFormat::Apply => format!("{hex}.applied"),
+        };
+        if let Some(tag) = &self.ownership {
+            name.push('.');
+            name.push_str(tag);
+        }
+        name
     }
 
     /// The directory holding `layer` unpacked with `whiteouts`, unpacking `blob` (the layer's
@@ -43,7 +71,7 @@ impl UnpackedLayers {
         blob: &Path,
         whiteouts: WhiteoutFormat,
     ) -> Result<PathBuf, LayerError> {
-        let name = dir_name(layer.diff_id.hex(), whiteouts);
+        let name = self.dir_name(layer.diff_id.hex(), whiteouts);
         let target = self.root.join(&name);
         if is_dir(&target) {
             return Ok(target);
@@ -97,7 +125,7 @@ impl UnpackedLayers {
 
     /// The directory of the layer with `diff_id` in `whiteouts` format, if it is unpacked.
     pub fn path(&self, diff_id: &Digest, whiteouts: WhiteoutFormat) -> Option<PathBuf> {
-        let target = self.root.join(dir_name(diff_id.hex(), whiteouts));
+        let target = self.root.join(self.dir_name(diff_id.hex(), whiteouts));
         is_dir(&target).then_some(target)
     }
 
@@ -220,7 +248,7 @@ impl PendingUnpack {
             }
             .into());
         }
-        let name = dir_name(diff_id.hex(), self.whiteouts);
+        let name = self.layers.dir_name(diff_id.hex(), self.whiteouts);
         let target = self.layers.root.join(&name);
         let lock = self.layers.lock(&name)?;
         if is_dir(&target) {
@@ -342,15 +370,6 @@ fn publish(temp: tempfile::TempDir, target: PathBuf, lock: File) -> Result<PathB
 fn cache_err(path: &Path) -> impl FnOnce(io::Error) -> LayerError + use<> {
     let path = path.to_path_buf();
     move |source| LayerError::from(UnpackError::Cache { path, source })
-}
-
-/// The directory name of a layer in a given whiteout format.
-fn dir_name(hex: &str, whiteouts: WhiteoutFormat) -> String {
-    match whiteouts {
-        WhiteoutFormat::Overlay { user_xattr: false } => hex.to_string(),
-        WhiteoutFormat::Overlay { user_xattr: true } => format!("{hex}.userxattr"),
-        WhiteoutFormat::Apply => format!("{hex}.applied"),
-    }
 }
 
 fn is_dir(path: &Path) -> bool {
