@@ -526,3 +526,27 @@ fn heredoc_sources_expand_unless_the_delimiter_is_quoted() {
     // Quotes in the body belong to the file: BuildKit expands it without quote processing.
     assert_eq!(contents, ["hello \"world\" 'x'\n", "hello $W\n"]);
 }
+
+#[test]
+fn a_shebang_heredoc_runs_as_a_script_file_keyed_by_its_content() {
+    let run_of = |dockerfile: &str| {
+        let p = plan(dockerfile);
+        let step = p.target_stage().steps.last().unwrap().clone();
+        let Op::Run(run) = &step.op else {
+            panic!("not a RUN: {:?}", step.op)
+        };
+        (run.clone(), step.op.canonical().unwrap())
+    };
+    let (run, key) = run_of("FROM scratch\nRUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF\n");
+    assert_eq!(run.args, ["/bin/sh", "-c", "/dev/pipes/EOF"]);
+    let script = run.script.unwrap();
+    assert_eq!(script.name, "EOF");
+    assert_eq!(script.content, "#!/usr/bin/env python3\nprint(1)\n");
+    // The argv is the same whatever the script says; the key must not be.
+    let (_, changed) = run_of("FROM scratch\nRUN <<EOF\n#!/usr/bin/env python3\nprint(2)\nEOF\n");
+    assert_ne!(key, changed);
+    // Without `#!` the document is the shell's script, and there is no file.
+    let (plain, _) = run_of("FROM scratch\nRUN <<EOF\necho hi\nEOF\n");
+    assert_eq!(plain.args, ["/bin/sh", "-c", "echo hi\n"]);
+    assert!(plain.script.is_none());
+}

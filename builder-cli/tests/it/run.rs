@@ -286,6 +286,61 @@ COPY --from=build / /
 }
 
 #[test]
+fn a_heredoc_with_a_shebang_runs_as_its_own_program_in_both_isolations() {
+    let sb = Sandbox::new();
+    with_busybox(&sb);
+    let ctx = context(
+        &sb,
+        "FROM busybox:latest
+RUN <<EOF
+#!/bin/awk -f
+BEGIN { print \"awk ran\", 6 * 7 > \"/awk.txt\" }
+EOF
+RUN <<script
+#!/bin/sh
+echo \"$0\" > /self.txt
+ls -l \"$0\" | cut -c1-10 >> /self.txt
+script
+",
+    );
+    let mut digests = Vec::new();
+    for isolation in ["namespace", "chroot"] {
+        let out = sb.path(isolation);
+        let built = sb
+            .build(args![
+                "-q",
+                "--isolation",
+                isolation,
+                "--no-cache",
+                "--cache-dir",
+                sb.path("cache"),
+                "--source-date-epoch",
+                "1700000000",
+                "-t",
+                "shebang:1",
+                "--output",
+                format!("type=oci,dest={}", out.display()),
+                &ctx
+            ])
+            .success();
+        digests.push(built.digest());
+    }
+    assert_eq!(digests[0], digests[1], "same image from both isolations");
+    let root = unpack(&sb.path("namespace"), "shebang:1", &sb.path("bundle"));
+    let read = |p: &str| fs::read_to_string(root.join(p)).unwrap();
+    assert_eq!(
+        read("awk.txt"),
+        "awk ran 42\n",
+        "the `#!` line chose the interpreter"
+    );
+    assert_eq!(read("self.txt"), "/dev/pipes/script\n-rwxr-xr-x\n");
+    assert!(
+        !root.join("dev/pipes").exists(),
+        "the script never reaches a layer"
+    );
+}
+
+#[test]
 fn an_interrupted_build_leaves_no_temporary_directory_or_mount() {
     use std::time::{Duration, Instant};
 

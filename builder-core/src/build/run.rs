@@ -21,7 +21,7 @@ use crate::exec::users::resolve_run_user;
 use crate::layer::{ArchiveFormat, UnpackedLayers, WhiteoutFormat, unpack_layer};
 use crate::oci::media::is_gzip_layer;
 use crate::oci::{Entry, OciLayout};
-use crate::plan::RunOp;
+use crate::plan::{RunOp, RunScript};
 
 /// What RUN steps share during one build.
 pub(super) struct Runner<'a> {
@@ -148,6 +148,23 @@ fn format_of(media_type: &str) -> ArchiveFormat {
 }
 
 impl Runner<'_> {
+    /// A `#!` here-document as the read-only directory the step sees at
+    /// [`RunScript::DIR`]: the script alone, executable, outside every layer.
+    fn script_mount(&self, script: &RunScript) -> Result<BindMount, BuildError> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.scratch.join(format!("run-{}-script", self.steps));
+        std::fs::create_dir_all(&dir).map_err(BuildError::Scratch)?;
+        let file = dir.join(&script.name);
+        std::fs::write(&file, &script.content).map_err(BuildError::Scratch)?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755))
+            .map_err(BuildError::Scratch)?;
+        Ok(BindMount {
+            host: dir,
+            target: RunScript::DIR.to_string(),
+            read_only: true,
+        })
+    }
+
     /// Runs `op` on top of `result`'s layers; returns the step's layer entries.
     pub(super) fn run(
         &mut self,
@@ -247,6 +264,10 @@ impl Runner<'_> {
                 });
             }
         };
+        let mut mounts = self.volumes.to_vec();
+        if let Some(script) = &op.script {
+            mounts.push(self.script_mount(script)?);
+        }
         let spec = RunSpec {
             args: op.args.clone(),
             env,
@@ -255,7 +276,7 @@ impl Runner<'_> {
             gid: user.gid,
             additional_gids: user.groups.clone(),
             network,
-            mounts: self.volumes.to_vec(),
+            mounts,
             hostname: "kiln".to_string(),
         };
         let mut output = |line: OutputLine| {

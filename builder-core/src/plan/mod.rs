@@ -20,7 +20,7 @@ use crate::dockerfile::{Command, Dockerfile, Instruction};
 use crate::oci::{ImageConfig, Platform, Reference};
 
 pub use args::{ArgScope, PROXY_ARGS, predefined_args};
-pub use op::{CopyFrom, CopyOp, CopySource, Op, RunOp, Step};
+pub use op::{CopyFrom, CopyOp, CopySource, Op, RunOp, RunScript, Step};
 pub(crate) use stage::clean_path;
 
 /// What a build was asked for, as far as planning is concerned.

@@ -107,6 +107,30 @@ pub struct RunOp {
     pub network: Option<String>,
     /// `--mount` values, unparsed.
     pub mounts: Vec<String>,
+    /// A here-document with a `#!` line that is the whole command: run as a program of its
+    /// own, as BuildKit does, rather than fed to the shell (`args` names it).
+    pub script: Option<RunScript>,
+}
+
+/// A `RUN <<NAME` document whose first line is `#!`: an executable file (mode 0755) the step
+/// sees, alone and read-only, in [`RunScript::DIR`], so its interpreter line chooses the
+/// program and the file never reaches the layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunScript {
+    /// The file's name: the here-document's delimiter.
+    pub name: String,
+    /// The document, as the file's bytes.
+    pub content: String,
+}
+
+impl RunScript {
+    /// Where the step sees the script, as in BuildKit.
+    pub const DIR: &'static str = "/dev/pipes";
+
+    /// The script's path in the step's root.
+    pub fn path(&self) -> String {
+        format!("{}/{}", Self::DIR, self.name)
+    }
 }
 
 impl Op {
@@ -157,6 +181,7 @@ impl Op {
                 "workdir": r.workdir,
                 "network": r.network,
                 "mounts": r.mounts,
+                "script": r.script.as_ref().map(|s| [&s.name, &s.content]),
             }),
         };
         Some(value.to_string())

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::args::{ArgScope, PROXY_ARGS, predefined_args};
-use super::op::{CopyFrom, CopyOp, CopySource, Op, RunOp, Step};
+use super::op::{CopyFrom, CopyOp, CopySource, Op, RunOp, RunScript, Step};
 use super::values::{check_signal, parse_chmod, parse_port_spec};
 use super::{Base, ImageResolver, PlanError, PlanOptions, Stage, StageSource};
 use crate::diag::SourceFile;
@@ -490,7 +490,7 @@ impl<'a> Planner<'a> {
                 step(format!("ONBUILD {expression}"), Op::Config)
             }
             Command::Run { command } => {
-                let args = self.run_args(ins, command, state)?;
+                let (args, script) = self.run_args(ins, command, state)?;
                 let mut run_env: Vec<(String, String)> = Vec::new();
                 let mut build_args = Vec::new();
                 let mut proxies = Vec::new();
@@ -531,6 +531,7 @@ impl<'a> Planner<'a> {
                         workdir: state.workdir().to_string(),
                         network,
                         mounts,
+                        script,
                     }),
                 )
             }
@@ -571,31 +572,43 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// RUN's argv. Here-documents are given to the shell as BuildKit does: a command that is
-    /// only `<<EOF` runs the document as its script; otherwise the bodies follow the command
-    /// line, so the shell reads each one where its `<<NAME` stands (and expands it, unless the
-    /// delimiter was quoted).
+    /// RUN's argv, and the script file it runs, if any. Here-documents are given to the shell
+    /// as BuildKit does: a command that is only `<<EOF` runs the document as its script, or,
+    /// when the document starts with `#!`, runs it as a file of its own; otherwise the bodies
+    /// follow the command line, so the shell reads each one where its `<<NAME` stands (and
+    /// expands it, unless the delimiter was quoted).
     fn run_args(
         &self,
         ins: &Instruction,
         command: &CommandLine,
         state: &StageState,
-    ) -> Result<Vec<String>, PlanError> {
+    ) -> Result<(Vec<String>, Option<RunScript>), PlanError> {
         let (CommandLine::Shell(text), false) = (command, ins.heredocs.is_empty()) else {
-            return Ok(self.command_args(command, state));
+            return Ok((self.command_args(command, state), None));
         };
         let mut args = state.shell();
         if let [doc] = ins.heredocs.as_slice()
             && is_lone_heredoc(text)
         {
             if doc.content.starts_with("#!") {
-                return Err(self.err(
-                    ins,
-                    "a RUN here-document with a `#!` line is not supported yet; run the interpreter explicitly (`RUN python3 <<EOF`)",
-                ));
+                if doc.name.is_empty() || doc.name.contains('/') || doc.name == ".." {
+                    return Err(self.err(
+                        ins,
+                        format!(
+                            "here-document name `{}` cannot name a script file; use a word such as EOF",
+                            doc.name
+                        ),
+                    ));
+                }
+                let script = RunScript {
+                    name: doc.name.clone(),
+                    content: doc.content.clone(),
+                };
+                args.push(script.path());
+                return Ok((args, Some(script)));
             }
             args.push(doc.content.clone());
-            return Ok(args);
+            return Ok((args, None));
         }
         let mut script = text.clone();
         for doc in &ins.heredocs {
@@ -607,7 +620,7 @@ impl<'a> Planner<'a> {
             script.push_str(&doc.name);
         }
         args.push(script);
-        Ok(args)
+        Ok((args, None))
     }
 
     fn healthcheck(
