@@ -16,9 +16,13 @@
 //! against one stream.
 //!
 //! A chunk that is mostly incompressible already (compressed archives, wheels, media, random
-//! bytes) gains almost nothing from a slow level but costs it twice the time: when level 1
-//! shrinks the chunk's first 64 KiB by less than 10%, the whole chunk is deflated at level 1.
-//! The choice depends only on the chunk's bytes, so it is as deterministic as the rest.
+//! bytes) gains almost nothing from a slow level but costs it twice the time, and one that does
+//! not compress at all gains nothing from any level. Three 16 KiB windows of the chunk (start,
+//! middle, end) are deflated at level 1 first: when none shrinks by 1%, the chunk is stored
+//! (deflate's uncompressed blocks, 5 bytes per 64 KiB, as gzip itself falls back to); when
+//! together they shrink by less than 10%, it is deflated at level 1; otherwise at the level
+//! asked for. The choice depends only on the chunk's bytes, so it is as deterministic as the
+//! rest.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -170,7 +174,10 @@ fn fingerprint(level: u32) -> CompressorId {
         }
     }
     let mut hasher = Sha256::new();
-    hasher.update(b"kiln chunked gzip v1, level 1 when 64 KiB at level 1 keeps 90%");
+    hasher.update(
+        b"kiln chunked gzip v2: three 16 KiB windows at level 1; stored when each keeps 99%, \
+          level 1 when together they keep 90%",
+    );
     for n in [CHUNK_MIN, CHUNK_AVG, CHUNK_MAX] {
         hasher.update((n as u64).to_le_bytes());
     }
@@ -182,18 +189,35 @@ fn fingerprint(level: u32) -> CompressorId {
     hasher.finalize().into()
 }
 
-/// Bytes of a chunk deflated at level 1 to tell whether it is worth a slower level.
-const PROBE: usize = 64 * 1024;
+/// Size of each of the windows of a chunk deflated at level 1 to tell how compressible it is.
+const PROBE: usize = 16 * 1024;
 
-/// Deflates one chunk at `level`, or at level 1 when it is mostly incompressible.
+/// Deflates one chunk at `level`; stored when it does not compress, at level 1 when it barely
+/// does.
 fn deflate_chunk(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
-    if level > 1 {
-        let probe = &data[..data.len().min(PROBE)];
-        if deflate(probe, 1)?.len() * 10 >= probe.len() * 9 {
-            return deflate(data, 1);
-        }
+    if level <= 1 {
+        return deflate(data, level);
     }
-    deflate(data, level)
+    let starts = if data.len() <= 3 * PROBE {
+        vec![0]
+    } else {
+        vec![0, (data.len() - PROBE) / 2, data.len() - PROBE]
+    };
+    let (mut raw, mut deflated, mut each_incompressible) = (0, 0, true);
+    for start in starts {
+        let window = &data[start..data.len().min(start + PROBE)];
+        let size = deflate(window, 1)?.len();
+        raw += window.len();
+        deflated += size;
+        each_incompressible &= size * 100 >= window.len() * 99;
+    }
+    if each_incompressible {
+        deflate(data, 0)
+    } else if deflated * 10 >= raw * 9 {
+        deflate(data, 1)
+    } else {
+        deflate(data, level)
+    }
 }
 
 /// Deflates `data` on its own, ending with a sync flush (byte-aligned, not final).
@@ -604,12 +628,25 @@ mod tests {
     }
 
     #[test]
-    fn incompressible_chunks_are_deflated_fast_and_others_fully() {
+    fn incompressible_chunks_are_stored_barely_compressible_fast_and_others_fully() {
         let mut rng = fastrand::Rng::with_seed(5);
         let noise: Vec<u8> = (0..CHUNK_MIN).map(|_| rng.u8(..)).collect();
+        let stored = deflate_chunk(&noise, 6).unwrap();
+        assert_eq!(stored, deflate(&noise, 0).unwrap());
+        assert!(stored.len() <= noise.len() + noise.len() / 65535 * 5 + 10);
+        // Noise where every 100 bytes end with a copy of 10 earlier ones: level 1 shrinks it a
+        // few percent, not 10.
+        let mut repeats = Vec::with_capacity(CHUNK_MIN + 100);
+        while repeats.len() < CHUNK_MIN {
+            repeats.extend((0..90).map(|_| rng.u8(..)));
+            let at = repeats.len() - 50;
+            repeats.extend_from_within(at..at + 10);
+        }
+        let ratio = deflate(&repeats, 1).unwrap().len() as f64 / repeats.len() as f64;
+        assert!((0.9..0.99).contains(&ratio), "{ratio}");
         assert_eq!(
-            deflate_chunk(&noise, 6).unwrap(),
-            deflate(&noise, 1).unwrap()
+            deflate_chunk(&repeats, 6).unwrap(),
+            deflate(&repeats, 1).unwrap()
         );
         let text: Vec<u8> = (0..CHUNK_MIN / 8)
             .flat_map(|i| format!("{:07}\n", i * 7919 % 100_000).into_bytes())
@@ -617,6 +654,13 @@ mod tests {
         let at6 = deflate_chunk(&text, 6).unwrap();
         assert_eq!(at6, deflate(&text, 6).unwrap());
         assert!(at6.len() < deflate(&text, 1).unwrap().len());
+        // Noise with text at its end is not stored: the end window compresses.
+        let mut mixed = noise.clone();
+        mixed.extend_from_slice(&text[..PROBE]);
+        assert_eq!(
+            deflate_chunk(&mixed, 6).unwrap(),
+            deflate(&mixed, 1).unwrap()
+        );
     }
 
     #[test]
