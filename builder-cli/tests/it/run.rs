@@ -34,6 +34,34 @@ fn context(sb: &Sandbox, dockerfile: &str) -> PathBuf {
     ctx
 }
 
+/// Builds `ctx` once per isolation into `<sandbox>/<isolation>` as `tag`, with a fixed
+/// SOURCE_DATE_EPOCH; returns the two image digests, namespace first.
+fn build_in_both_isolations(sb: &Sandbox, ctx: &Path, tag: &str) -> Vec<String> {
+    ["namespace", "chroot"]
+        .iter()
+        .map(|isolation| {
+            sb.build(args![
+                "-q",
+                "--isolation",
+                isolation,
+                // The same cache dir keeps the base unpacked once; each isolation runs the steps.
+                "--no-cache",
+                "--cache-dir",
+                sb.path("cache"),
+                "--source-date-epoch",
+                "1700000000",
+                "-t",
+                tag,
+                "--output",
+                format!("type=oci,dest={}", sb.path(isolation).display()),
+                ctx
+            ])
+            .success()
+            .digest()
+        })
+        .collect()
+}
+
 const STEPS: &str = "FROM busybox:latest
 RUN echo hello > /hello.txt && rm /bin/true && mkdir -p /data && ln -s /data /d \\
     && ln /hello.txt /hl && chmod u+s /hello.txt && rm -rf /home && ln -s /tmp /home
@@ -47,29 +75,7 @@ fn namespace_and_chroot_give_the_same_image() {
     let sb = Sandbox::new();
     with_busybox(&sb);
     let ctx = context(&sb, STEPS);
-    let mut digests = Vec::new();
-    for isolation in ["namespace", "chroot"] {
-        let out = sb.path(isolation);
-        let built = sb
-            .build(args![
-                "-q",
-                "--isolation",
-                isolation,
-                // The same cache dir keeps the base unpacked once; each isolation runs the steps.
-                "--no-cache",
-                "--cache-dir",
-                sb.path("cache"),
-                "--source-date-epoch",
-                "1700000000",
-                "-t",
-                "run:1",
-                "--output",
-                format!("type=oci,dest={}", out.display()),
-                &ctx
-            ])
-            .success();
-        digests.push(built.digest());
-    }
+    let digests = build_in_both_isolations(&sb, &ctx, "run:1");
     assert_eq!(
         digests[0], digests[1],
         "same steps, same image, whatever the isolation"
@@ -303,28 +309,7 @@ ls -l \"$0\" | cut -c1-10 >> /self.txt
 script
 ",
     );
-    let mut digests = Vec::new();
-    for isolation in ["namespace", "chroot"] {
-        let out = sb.path(isolation);
-        let built = sb
-            .build(args![
-                "-q",
-                "--isolation",
-                isolation,
-                "--no-cache",
-                "--cache-dir",
-                sb.path("cache"),
-                "--source-date-epoch",
-                "1700000000",
-                "-t",
-                "shebang:1",
-                "--output",
-                format!("type=oci,dest={}", out.display()),
-                &ctx
-            ])
-            .success();
-        digests.push(built.digest());
-    }
+    let digests = build_in_both_isolations(&sb, &ctx, "shebang:1");
     assert_eq!(digests[0], digests[1], "same image from both isolations");
     let root = unpack(&sb.path("namespace"), "shebang:1", &sb.path("bundle"));
     let read = |p: &str| fs::read_to_string(root.join(p)).unwrap();

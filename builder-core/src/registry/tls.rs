@@ -130,7 +130,10 @@ pub(crate) fn client_config(
     let mut config = if insecure {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate { provider }))
+            .with_custom_certificate_verifier(Arc::new(RegistryVerifier {
+                provider,
+                roots: None,
+            }))
             .with_no_client_auth()
     } else {
         let mut registry_roots = Vec::new();
@@ -148,10 +151,12 @@ pub(crate) fn client_config(
         }
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(RootsOnFirstUse {
-                registry_roots,
+            .with_custom_certificate_verifier(Arc::new(RegistryVerifier {
                 provider,
-                verifier: OnceLock::new(),
+                roots: Some(LazyRoots {
+                    registry_roots,
+                    verifier: OnceLock::new(),
+                }),
             }))
             .with_no_client_auth()
     };
@@ -159,24 +164,35 @@ pub(crate) fn client_config(
     Ok(config)
 }
 
-/// Ordinary verification against the system roots and the registry's own CA files, with the
-/// system roots read when a certificate is first verified: reading them takes milliseconds, and
-/// a registry reached over plain http (on loopback, or `--insecure-registry`) never needs them.
+/// How a registry's certificate is checked: against the system roots and the registry's own
+/// CA files, or (for `--insecure-registry` hosts only) not at all. Handshake signatures are
+/// checked either way, so the connection is at least consistent. The system roots are read when
+/// a certificate is first verified: reading them takes milliseconds, and a registry reached over
+/// plain http (on loopback, or `--insecure-registry`) never needs them.
 #[derive(Debug)]
-struct RootsOnFirstUse {
-    registry_roots: Vec<CertificateDer<'static>>,
+struct RegistryVerifier {
     provider: Arc<rustls::crypto::CryptoProvider>,
+    /// `None` accepts any certificate.
+    roots: Option<LazyRoots>,
+}
+
+#[derive(Debug)]
+struct LazyRoots {
+    registry_roots: Vec<CertificateDer<'static>>,
     verifier: OnceLock<Result<Arc<WebPkiServerVerifier>, String>>,
 }
 
-impl RootsOnFirstUse {
-    fn verifier(&self) -> Result<&Arc<WebPkiServerVerifier>, rustls::Error> {
+impl LazyRoots {
+    fn verifier(
+        &self,
+        provider: &Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<&Arc<WebPkiServerVerifier>, rustls::Error> {
         self.verifier
             .get_or_init(|| {
                 let mut roots = RootCertStore::empty();
                 roots.add_parsable_certificates(system_roots().iter().cloned());
                 roots.add_parsable_certificates(self.registry_roots.iter().cloned());
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                     .build()
                     .map_err(|e| e.to_string())
             })
@@ -185,7 +201,7 @@ impl RootsOnFirstUse {
     }
 }
 
-impl ServerCertVerifier for RootsOnFirstUse {
+impl ServerCertVerifier for RegistryVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -194,67 +210,16 @@ impl ServerCertVerifier for RootsOnFirstUse {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.verifier()?.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        )
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// Accepts any server certificate, for `--insecure-registry` hosts only; handshake signatures
-/// are still checked so the connection is at least consistent.
-#[derive(Debug)]
-struct AcceptAnyCertificate {
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        match &self.roots {
+            None => Ok(ServerCertVerified::assertion()),
+            Some(roots) => roots.verifier(&self.provider)?.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ),
+        }
     }
 
     fn verify_tls12_signature(
