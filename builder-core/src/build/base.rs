@@ -130,17 +130,8 @@ fn unpacked_entries(dir: &Path, user_xattr: bool) -> Result<Vec<Entry>, BuildErr
         } else if ft.is_char_device() && meta.rdev() == 0 {
             entries.push(Entry::whiteout(&rel, meta.mtime()));
             continue;
-        } else if ft.is_char_device() || ft.is_block_device() {
-            let rdev = meta.rdev();
-            let (major, minor) = (
-                ((rdev >> 8) & 0xfff) as u32,
-                ((rdev & 0xff) | ((rdev >> 12) & 0xfff00)) as u32,
-            );
-            if ft.is_char_device() {
-                EntryKind::CharDevice { major, minor }
-            } else {
-                EntryKind::BlockDevice { major, minor }
-            }
+        } else if let Some(device) = EntryKind::device(&meta) {
+            device
         } else if ft.is_fifo() {
             EntryKind::Fifo
         } else {

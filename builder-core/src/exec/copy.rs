@@ -380,17 +380,8 @@ fn context_entry(
         }
     } else if ft.is_fifo() {
         EntryKind::Fifo
-    } else if ft.is_char_device() || ft.is_block_device() {
-        let rdev = meta.rdev();
-        let (major, minor) = (
-            ((rdev >> 8) & 0xfff) as u32,
-            ((rdev & 0xff) | ((rdev >> 12) & 0xfff00)) as u32,
-        );
-        if ft.is_char_device() {
-            EntryKind::CharDevice { major, minor }
-        } else {
-            EntryKind::BlockDevice { major, minor }
-        }
+    } else if let Some(device) = EntryKind::device(meta) {
+        device
     } else {
         return Err(ExecError::Invalid(format!(
             "`{}` is a socket or another file type that cannot be copied into an image",

@@ -46,6 +46,26 @@ pub enum EntryKind {
     Fifo,
 }
 
+impl EntryKind {
+    /// The device `meta` describes, with its numbers; `None` for anything but a character or
+    /// block device.
+    pub fn device(meta: &std::fs::Metadata) -> Option<EntryKind> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let ft = meta.file_type();
+        let (major, minor) = (
+            rustix::fs::major(meta.rdev()),
+            rustix::fs::minor(meta.rdev()),
+        );
+        if ft.is_char_device() {
+            Some(EntryKind::CharDevice { major, minor })
+        } else if ft.is_block_device() {
+            Some(EntryKind::BlockDevice { major, minor })
+        } else {
+            None
+        }
+    }
+}
+
 /// One path in a layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {

@@ -78,14 +78,8 @@ pub(crate) fn entry(
             .into_string()
             .map_err(|t| SandboxError::NonUtf8Path(t.into()))?;
         EntryKind::Symlink(target)
-    } else if ft.is_char_device() || ft.is_block_device() {
-        let major = rustix::fs::major(meta.rdev());
-        let minor = rustix::fs::minor(meta.rdev());
-        if ft.is_char_device() {
-            EntryKind::CharDevice { major, minor }
-        } else {
-            EntryKind::BlockDevice { major, minor }
-        }
+    } else if let Some(device) = EntryKind::device(meta) {
+        device
     } else if ft.is_fifo() {
         EntryKind::Fifo
     } else {
