@@ -198,8 +198,14 @@ pub struct BuildArgs {
     #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
     pub volumes: Vec<String>,
     /// Push the image to every `-t` name after building it (instead of the local store).
+    /// Each of the image's layers is sent to the first name's repository while later steps
+    /// run; the push then writes the manifest.
     #[arg(long)]
     pub push: bool,
+    /// With `--push`, send layers only once the build is done, as docker does: saves the
+    /// bandwidth of layers the registry turns out to have already.
+    #[arg(long, requires = "push")]
+    pub push_after_build: bool,
     /// Registry settings.
     #[command(flatten)]
     pub registry: RegistryArgs,

@@ -234,3 +234,99 @@ fn base64(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// What a build reported of each blob it pushed, by digest.
+fn blob_outcomes(o: &BuildOptions) -> (builder_core::build::BuildReport, Vec<(Digest, String)>) {
+    let outcomes = std::cell::RefCell::new(Vec::new());
+    let report = build(o, &|e| {
+        if let builder_core::build::BuildEvent::BlobPushed { digest, outcome } = e {
+            outcomes.borrow_mut().push((digest, outcome));
+        }
+    })
+    .unwrap();
+    (report, outcomes.into_inner())
+}
+
+#[test]
+fn the_image_layers_go_up_while_the_build_runs_and_other_stages_stay_home() {
+    let registry = TestRegistry::plain();
+    let base_ref = registry.push_image(&busybox_layout(), "library/busybox:latest");
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    context(
+        &ctx,
+        &format!(
+            "FROM {base_ref} AS tools\nCOPY app.txt /tools/app.txt\n\
+             FROM {base_ref}\nCOPY --from=tools /tools/app.txt /srv/app.txt\nCOPY big.bin /srv/\n"
+        ),
+    );
+    let mut rng = fastrand::Rng::with_seed(3);
+    let big: Vec<u8> = (0..3 << 20).map(|_| rng.u8(..)).collect();
+    fs::write(ctx.join("big.bin"), &big).unwrap();
+    let mut o = options(&ctx, &tmp.path().join("store"));
+    o.tags
+        .push(registry.reference("team/app:1").parse().unwrap());
+    o.push = true;
+    let (report, outcomes) = blob_outcomes(&o);
+
+    let layer_of = |stage: &str| -> Vec<Digest> {
+        report
+            .steps
+            .iter()
+            .filter(|s| s.stage == stage)
+            .filter_map(|s| s.layer.as_ref().map(|l| l.digest.clone()))
+            .collect()
+    };
+    let image_layers = layer_of("stage-1");
+    assert_eq!(image_layers.len(), 2, "{:?}", report.steps);
+    for layer in &image_layers {
+        let outcome = outcomes.iter().find(|(d, _)| d == layer).map(|(_, o)| o);
+        assert_eq!(
+            outcome.map(String::as_str),
+            Some("pushed while it was built"),
+            "{outcomes:?}"
+        );
+    }
+    let tools = layer_of("tools");
+    assert_eq!(tools.len(), 1);
+    let head = support::http::request(
+        registry.addr,
+        "HEAD",
+        &format!("/v2/team/app/blobs/{}", tools[0]),
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(head.status, 404, "a layer of another stage was uploaded");
+
+    // skopeo reads the image back, and its top layer holds big.bin byte for byte.
+    assert_eq!(
+        registry.inspect("team/app:1")["Digest"],
+        report.digest.to_string()
+    );
+    let out = tmp.path().join("pulled");
+    registry.pull_image("team/app:1", &out, "app:1");
+    let layout = OciLayout::open(&out).unwrap();
+    let blob = layout.open_blob(&image_layers[1]).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+    let mut entry = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().to_string_lossy() == "srv/big.bin")
+        .expect("srv/big.bin in the top layer");
+    let mut content = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut content).unwrap();
+    assert!(content == big, "srv/big.bin differs from the context's");
+
+    // Turned off, the push after the build sends them, to a repository that lacks them.
+    let mut off = o.clone();
+    off.tags = vec![registry.reference("team/other:1").parse().unwrap()];
+    off.upload_while_building = false;
+    off.cache.no_cache = true;
+    let (_, outcomes) = blob_outcomes(&off);
+    for layer in &image_layers {
+        let outcome = outcomes.iter().find(|(d, _)| d == layer).map(|(_, o)| o);
+        assert_eq!(outcome.map(String::as_str), Some("pushed"), "{outcomes:?}");
+    }
+}

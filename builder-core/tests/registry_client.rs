@@ -8,7 +8,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::{Cursor, Read};
+use std::io::{Cursor, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -654,4 +654,85 @@ fn docker_hub_references_go_to_the_mirrors_in_order() {
         "docker.io/library/busybox:1.36"
     );
     image.fetch_layers_blocking().unwrap();
+}
+
+#[test]
+fn a_blob_goes_up_while_it_is_written_and_an_abandoned_one_never_lands() {
+    let reg = TestRegistry::plain();
+    let proxy = FaultProxy::start(reg.addr, Faults::none());
+    let cfg = tempfile::tempdir().unwrap();
+    let client = BlockingClient::new(options(cfg.path())).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = OciLayout::open_or_create(tmp.path().join("store")).unwrap();
+    let repository = Repository::of(&reference(&proxy.host, "kiln/streamed:1"));
+    let mut rng = fastrand::Rng::with_seed(11);
+    let data: Vec<u8> = (0..3 << 20).map(|_| rng.u8(..)).collect();
+
+    let mut writer = store.blob_writer().unwrap();
+    let upload = client.start_growing_upload(&repository, writer.tail().unwrap());
+    writer.write_all(&data[..2 << 20]).unwrap();
+    writer.flush().unwrap();
+    // The body is on its way before the blob is finished: the writer waits for the PATCH.
+    let started = std::time::Instant::now();
+    while !proxy.requests().iter().any(|r| r.method == "PATCH") {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no PATCH while the blob was being written: {:?}",
+            proxy.requests()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    writer.write_all(&data[2 << 20..]).unwrap();
+    let (digest, size) = writer.commit().unwrap();
+    assert_eq!(upload.wait().unwrap(), (digest.clone(), size));
+    assert_eq!(digest, Digest::of(&data));
+    let seen = proxy.requests();
+    let methods: Vec<&str> = seen.iter().map(|r| r.method.as_str()).collect();
+    assert_eq!(methods, ["GET", "POST", "PATCH", "PUT"], "{seen:?}");
+    assert_eq!(
+        seen[2].content_length, None,
+        "one streamed body, not chunks"
+    );
+    assert!(seen[3].target.contains(&format!(
+        "digest={}",
+        digest.to_string().replace(':', "%3A")
+    )));
+    // What the registry holds reads back as the bytes written.
+    let back = OciLayout::open_or_create(tmp.path().join("back")).unwrap();
+    client.fetch_blob(&repository, &digest, &back).unwrap();
+    let mut fetched = Vec::new();
+    back.open_blob(&digest)
+        .unwrap()
+        .read_to_end(&mut fetched)
+        .unwrap();
+    assert!(
+        fetched == data,
+        "the fetched blob differs from the one written"
+    );
+
+    // A writer that gives up fails the upload, and nothing is left under any digest.
+    let half: Vec<u8> = data[..1 << 20].iter().map(|b| b ^ 0x5a).collect();
+    let mut writer = store.blob_writer().unwrap();
+    let upload = client.start_growing_upload(&repository, writer.tail().unwrap());
+    writer.write_all(&half).unwrap();
+    writer.flush().unwrap();
+    drop(writer);
+    let err = upload.wait().unwrap_err();
+    assert!(matches!(err, Error::GrowingBlob(_)), "{err:?}");
+    assert!(
+        error_chain(&err).contains("abandoned"),
+        "{}",
+        error_chain(&err)
+    );
+    let head = support::http::request(
+        reg.addr,
+        "HEAD",
+        &format!("/v2/kiln/streamed/blobs/{}", Digest::of(&half)),
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(head.status, 404);
+    let cancelled = proxy.requests();
+    assert_eq!(cancelled.last().map(|r| r.method.as_str()), Some("DELETE"));
 }

@@ -27,6 +27,7 @@ fn options(args: &BuildArgs) -> Result<BuildOptions, Failure> {
         })?),
     };
     options.push = args.push;
+    options.upload_while_building = !args.push_after_build;
     if let Some(dir) = &args.cache_dir {
         options.layers_dir = dir.join("layers");
         options.cache.dir = Some(dir.join("build-cache"));

@@ -15,6 +15,7 @@ pub mod remote_cache;
 pub mod report;
 mod run;
 mod step_layer;
+mod uploads;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -62,6 +63,11 @@ pub struct BuildOptions {
     pub registry: ClientOptions,
     /// Push the image to every tag after building it.
     pub push: bool,
+    /// With `push`, send each of the image's layers to the first tag's repository while it is
+    /// written, so the push after the last step has little left to send. Off, layers are sent
+    /// by the push alone, as docker does; worth turning off when rebuilt layers are usually
+    /// already in the registry (the streamed upload cannot know the digest in advance).
+    pub upload_while_building: bool,
     /// How RUN steps are isolated; detected (namespaces where the kernel allows) when `None`.
     pub isolation: Option<Isolation>,
     /// Host paths mounted into every RUN step (`--volume HOST:CTR[:ro]`); never in a layer.
@@ -103,6 +109,7 @@ impl BuildOptions {
             source_date_epoch: None,
             registry: ClientOptions::default(),
             push: false,
+            upload_while_building: true,
             isolation: None,
             volumes: Vec::new(),
             layers_dir: default_cache_dir().join("layers"),
@@ -190,7 +197,7 @@ pub enum BuildEvent {
     BlobPushed {
         /// The blob.
         digest: Digest,
-        /// How: `pushed`, `already exists`, `mounted from …`.
+        /// How: `pushed`, `pushed while it was built`, `already exists`, `mounted from …`.
         outcome: String,
     },
     /// A tag was pushed; docker's line: `latest: digest: sha256:… size: 528`.
@@ -660,6 +667,12 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
         now: wall_now,
         exported: cache::remote::RemoteCacheConfig::default(),
     };
+    let uploads = match options.tags.first() {
+        Some(tag) if options.push && options.upload_while_building => {
+            Some(uploads::LayerUploads::new(bases.client()?, tag, &plan))
+        }
+        _ => None,
+    };
     let total: usize = plan.order.iter().map(|i| plan.stages[i].steps.len()).sum();
     let mut number = 0;
     let mut results: BTreeMap<usize, StageResult> = BTreeMap::new();
@@ -893,6 +906,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                             options: &layer_options,
                             unpack,
                             location: &step.location,
+                            upload: uploads.as_ref().filter(|u| u.wants(*index)),
                         }
                         .write(entries)?;
                         chunks = index;
@@ -977,11 +991,15 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
             .map(|b| b.source().clone())
             .chain(remote.iter().flat_map(|r| r.caches.repositories()))
             .collect();
+        let sent = uploads
+            .map(uploads::LayerUploads::finish)
+            .unwrap_or_default();
         Some(push::push_with(
             bases.client()?,
             &image,
             &options.tags,
             mount_from,
+            &sent,
             reporter,
         )?)
     } else {

@@ -3,6 +3,7 @@
 //! The registry client reports progress from its own threads; the events are relayed through a
 //! channel to the caller's [`Reporter`] on the calling thread, so reporters need not be `Send`.
 
+use std::collections::BTreeSet;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 
@@ -14,11 +15,15 @@ use crate::registry::{
 };
 
 /// Turns the client's progress calls into [`BuildEvent`]s on a channel.
-struct Relay(Mutex<Sender<BuildEvent>>);
+struct Relay {
+    events: Mutex<Sender<BuildEvent>>,
+    /// Blobs the build sent while writing them: the push finds them there.
+    sent_while_building: BTreeSet<Digest>,
+}
 
 impl Relay {
     fn send(&self, event: BuildEvent) {
-        if let Ok(tx) = self.0.lock() {
+        if let Ok(tx) = self.events.lock() {
             let _ = tx.send(event);
         }
     }
@@ -35,6 +40,9 @@ impl PushProgress for Relay {
 
     fn blob_finished(&self, digest: &Digest, outcome: &BlobOutcome) {
         let how = match outcome {
+            BlobOutcome::Exists if self.sent_while_building.contains(digest) => {
+                "pushed while it was built".to_string()
+            }
             BlobOutcome::Exists => "already exists".to_string(),
             BlobOutcome::Mounted { from } => format!("mounted from {from}"),
             BlobOutcome::Uploaded {
@@ -53,12 +61,14 @@ impl PushProgress for Relay {
 }
 
 /// Pushes `image` to every reference in `tags`, mounting blobs from `mount_from` repositories
-/// on the same registry when they have them.
+/// on the same registry when they have them. `sent_while_building` are blobs already uploaded
+/// during the build, reported as pushed rather than as found.
 pub(super) fn push_with(
     client: &BlockingClient,
     image: &dyn Image,
     tags: &[Reference],
     mount_from: Vec<Repository>,
+    sent_while_building: &BTreeSet<Digest>,
     reporter: &dyn Reporter,
 ) -> Result<PushReport, BuildError> {
     let (tx, rx) = mpsc::channel();
@@ -66,7 +76,10 @@ pub(super) fn push_with(
         let pushing = scope.spawn(move || {
             let options = PushOptions {
                 mount_from,
-                progress: Some(Arc::new(Relay(Mutex::new(tx)))),
+                progress: Some(Arc::new(Relay {
+                    events: Mutex::new(tx),
+                    sent_while_building: sent_while_building.clone(),
+                })),
             };
             client.push(image, tags, &options).map_err(BuildError::from)
             // `options` (and the only sender) drops here, ending the relay below.
@@ -108,5 +121,12 @@ pub fn push(
         .map(|digest| LayoutImage::new(store.clone(), digest))
         .ok_or_else(not_in_store)?;
     let client = BlockingClient::new(registry.clone()).map_err(BuildError::from)?;
-    push_with(&client, &image, destinations, Vec::new(), reporter)
+    push_with(
+        &client,
+        &image,
+        destinations,
+        Vec::new(),
+        &BTreeSet::new(),
+        reporter,
+    )
 }

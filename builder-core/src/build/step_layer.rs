@@ -5,6 +5,7 @@
 
 use super::BuildError;
 use super::caching::Caching;
+use super::uploads::LayerUploads;
 use crate::cache::CacheKey;
 use crate::diag::Location;
 use crate::layer::{
@@ -23,6 +24,8 @@ pub(super) struct StepLayer<'a> {
     /// format.
     pub(super) unpack: Option<(&'a UnpackedLayers, WhiteoutFormat)>,
     pub(super) location: &'a Location,
+    /// Set when the layer is the image's and the image is pushed: send it while it is written.
+    pub(super) upload: Option<&'a LayerUploads<'a>>,
 }
 
 impl StepLayer<'_> {
@@ -44,6 +47,12 @@ impl StepLayer<'_> {
             layers.begin(whiteouts, donor).ok()
         });
         let mut writer = self.store.blob_writer_hashed_by_caller()?;
+        if let Some(uploads) = self.upload {
+            match writer.tail() {
+                Ok(tail) => uploads.start(tail),
+                Err(e) => tracing::debug!(error = %e, "cannot send the layer while writing it"),
+            }
+        }
         let extras = WriteExtras {
             reuse: chunks.as_ref().map(|c| c as &dyn ChunkSource),
             tar_copy: pending.as_mut().map(|p| p as &mut dyn std::io::Write),

@@ -15,6 +15,7 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
 use tempfile::NamedTempFile;
 
 use super::media::ANNOTATION_REF_NAME;
+use super::tail::{BlobTail, TrackedFile};
 use super::{Digest, DigestWriter};
 
 /// Errors reading or writing an OCI layout.
@@ -195,6 +196,10 @@ impl OciLayout {
 
     /// Stores `bytes` as a blob and returns its digest.
     pub fn write_blob(&self, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::of(bytes);
+        if self.has_blob(&digest) {
+            return Ok(digest);
+        }
         let mut w = self.blob_writer()?;
         w.write_all(bytes)
             .map_err(io_err("write", &self.root.join("blobs")))?;
@@ -210,7 +215,7 @@ impl OciLayout {
             .map_err(io_err("create a temporary file in", &dir))?;
         Ok(BlobWriter {
             layout: self.clone(),
-            inner: DigestWriter::new(BufWriter::new(file)),
+            inner: DigestWriter::new(BufWriter::new(TrackedFile::new(file))),
             hashing: true,
             written: 0,
         })
@@ -340,7 +345,7 @@ fn empty_index() -> ImageIndex {
 /// A blob being written; it appears under its digest only on [`BlobWriter::commit`].
 pub struct BlobWriter {
     layout: OciLayout,
-    inner: DigestWriter<BufWriter<NamedTempFile>>,
+    inner: DigestWriter<BufWriter<TrackedFile>>,
     /// Whether `inner` hashes what is written (otherwise the caller does).
     hashing: bool,
     /// Bytes written past the hasher.
@@ -348,6 +353,14 @@ pub struct BlobWriter {
 }
 
 impl BlobWriter {
+    /// A reader of this blob's bytes as they are written (see [`BlobTail`]); ask before writing.
+    pub fn tail(&mut self) -> Result<BlobTail> {
+        let dir = self.layout.root.join("blobs");
+        let file = self.inner.get_mut().get_mut();
+        file.tail()
+            .map_err(io_err("share the blob being written in", &dir))
+    }
+
     /// Finishes the blob and moves it to its digest's name; returns its digest and size.
     pub fn commit(self) -> Result<(Digest, u64)> {
         self.finish(None)
@@ -387,14 +400,16 @@ impl BlobWriter {
             });
         }
         let dir = layout.root.join("blobs");
-        let file = buf.into_inner().map_err(|e| LayoutError::Io {
+        let mut tracked = buf.into_inner().map_err(|e| LayoutError::Io {
             action: "write",
             path: dir.clone(),
             source: e.into_error(),
         })?;
-        file.as_file().sync_all().map_err(io_err("sync", &dir))?;
+        tracked.committed(&digest);
+        let file = tracked.file;
         let dest = layout.blob_path(&digest);
         if !dest.exists() {
+            file.as_file().sync_all().map_err(io_err("sync", &dir))?;
             file.persist(&dest).map_err(|e| LayoutError::Io {
                 action: "rename blob to",
                 path: dest,

@@ -9,6 +9,7 @@ pub mod layout;
 pub mod media;
 pub mod platform;
 pub mod reference;
+mod tail;
 
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
 pub use digest::{Digest, DigestReader, DigestWriter};
@@ -17,3 +18,4 @@ pub use image::{Image, ImageError, LayerRef, LayoutImage};
 pub use layout::{LayoutError, OciLayout};
 pub use platform::Platform;
 pub use reference::Reference;
+pub use tail::BlobTail;

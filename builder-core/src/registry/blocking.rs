@@ -12,6 +12,7 @@ use super::error::{Error, Result};
 use super::manifest::{RawManifest, Repository, ResolvedImage};
 use super::pull::RemoteImage;
 use super::push::{PushOptions, PushReport};
+use super::stream::GrowingBlob;
 use crate::oci::{Digest, Image, OciLayout, Platform, Reference};
 
 /// Runs `future` to completion on `runtime` from a dedicated thread and waits for it.
@@ -115,6 +116,22 @@ impl BlockingClient {
         self.run(self.client.push(image, destinations, options))?
     }
 
+    /// Starts [`Client::upload_growing_blob`] in the background, on this client's runtime.
+    pub fn start_growing_upload(
+        &self,
+        repository: &Repository,
+        blob: impl GrowingBlob,
+    ) -> BackgroundUpload {
+        let (client, repository) = (self.client.clone(), repository.clone());
+        let task = self
+            .runtime
+            .spawn(async move { client.upload_growing_blob(&repository, blob).await });
+        BackgroundUpload {
+            task: Some(task),
+            runtime: self.runtime.handle().clone(),
+        }
+    }
+
     /// See [`Client::login`].
     pub fn login(&self, registry: &str, username: &str, password: &str) -> Result<PathBuf> {
         self.run(self.client.login(registry, username, password))?
@@ -123,5 +140,28 @@ impl BlockingClient {
     /// See [`Client::logout`].
     pub fn logout(&self, registry: &str) -> Result<bool> {
         self.client.logout(registry)
+    }
+}
+
+/// An upload running in the background; dropped before [`wait`](Self::wait), it is cancelled.
+#[derive(Debug)]
+pub struct BackgroundUpload {
+    task: Option<tokio::task::JoinHandle<Result<(Digest, u64)>>>,
+    runtime: Handle,
+}
+
+impl BackgroundUpload {
+    /// Waits for the upload; returns the blob's digest and size.
+    pub fn wait(mut self) -> Result<(Digest, u64)> {
+        let task = self.task.take().ok_or(Error::TaskFailed("upload"))?;
+        block_on(&self.runtime, task)?.map_err(|_| Error::TaskFailed("upload"))?
+    }
+}
+
+impl Drop for BackgroundUpload {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }

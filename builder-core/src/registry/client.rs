@@ -85,7 +85,7 @@ pub(crate) struct Endpoint {
     pub name: String,
     /// The host the API is served from.
     api_host: String,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     allow_http: bool,
     base: OnceCell<Url>,
     challenge: Mutex<Option<Challenge>>,
@@ -552,7 +552,7 @@ impl Client {
 
     /// The `Authorization` header for `scopes` on `ep`, if it needs one. `rejected` is a header
     /// the registry just refused: a cached token equal to it is replaced by a fresh one.
-    async fn authorization(
+    pub(crate) async fn authorization(
         &self,
         ep: &Endpoint,
         scopes: &[String],

@@ -387,6 +387,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A blob sent while it was being written could not be read to its end.
+    #[error("failed to read a blob while it was being written")]
+    GrowingBlob(#[source] std::io::Error),
     /// The local content store failed.
     #[error(transparent)]
     Store(#[from] LayoutError),

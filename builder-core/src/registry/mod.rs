@@ -41,18 +41,20 @@ mod manifest;
 mod pull;
 mod push;
 mod retry;
+mod stream;
 mod tls;
 
 use std::path::PathBuf;
 
 pub use auth::{Access, Scope};
-pub use blocking::BlockingClient;
+pub use blocking::{BackgroundUpload, BlockingClient};
 pub use client::{Client, ClientOptions};
 pub use credentials::{Credential, CredentialSource, CredentialStore, normalize_registry};
 pub use error::{ApiError, ApiErrorEntry, Error, ErrorCode, Result};
 pub use manifest::{RawManifest, Repository, ResolvedImage};
 pub use pull::RemoteImage;
 pub use push::{BlobOutcome, BlobReport, PushOptions, PushProgress, PushReport, TagReport};
+pub use stream::GrowingBlob;
 
 impl Client {
     /// `docker login`: checks `username`/`password` against `registry` (its `/v2/` endpoint or

@@ -551,7 +551,7 @@ fn is_transient(status: StatusCode) -> bool {
 }
 
 /// The `Location` of an upload response, resolved against the request URL.
-fn upload_location(req: &Req, resp: &Response) -> Result<Url> {
+pub(super) fn upload_location(req: &Req, resp: &Response) -> Result<Url> {
     resp.headers()
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
