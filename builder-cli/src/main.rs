@@ -57,6 +57,24 @@ pub fn stdout(text: &str) -> Result<(), Failure> {
     }
 }
 
+/// `KILN_LOG=debug` (any `tracing` filter: `builder_core::registry=debug`) prints the
+/// library's diagnostics on stderr with the time since start: why a mount or an upload while
+/// building fell back, retries, what a registry answered.
+fn log_if_asked() {
+    let Ok(filter) = std::env::var("KILN_LOG") else {
+        return;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|e| {
+        eprintln!("warning: ignoring KILN_LOG={filter:?}: {e}");
+        tracing_subscriber::EnvFilter::new("off")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_timer(tracing_subscriber::fmt::time::uptime())
+        .init();
+}
+
 fn main() -> ExitCode {
     // RUN steps re-execute this binary as their sandbox helper; that must be decided before
     // any thread exists.
@@ -76,6 +94,7 @@ fn main() -> ExitCode {
         eprint!("{}", render::error(&e, None));
         return ExitCode::from(Exit::Failure as u8);
     }
+    log_if_asked();
     let _temp = interrupt::PrivateTemp::install();
     let result = match cli.command {
         cli::Command::Build(args) => commands::build::run(args),

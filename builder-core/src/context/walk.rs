@@ -42,8 +42,12 @@ struct Frame {
     /// The directory's own entry while it is hidden and not yet reported.
     unreported: Option<ContextEntry>,
     states: Vec<FilterState>,
-    children: std::vec::IntoIter<String>,
+    children: std::vec::IntoIter<Child>,
 }
+
+/// A directory's entry, with its `lstat` metadata taken relative to the directory as it was
+/// listed (no lookup of the whole path per file).
+type Child = (String, io::Result<Metadata>);
 
 /// Walks `rel` (a file or directory under `root`, `""` for the root) through the stacked
 /// `filters`. `rel` itself is the first entry when it is kept; `rel`'s parent directories are
@@ -202,14 +206,14 @@ impl Walk<'_> {
         }
     }
 
-    /// Lists a directory's names in bytewise order.
-    fn children(&self, dir: &Path) -> Result<std::vec::IntoIter<String>, ContextError> {
+    /// Lists a directory's entries in bytewise order of their names.
+    fn children(&self, dir: &Path) -> Result<std::vec::IntoIter<Child>, ContextError> {
         let read_error = |error| ContextError::io("read directory", dir, error);
-        let mut names = Vec::new();
+        let mut entries = Vec::new();
         for entry in fs::read_dir(dir).map_err(read_error)? {
-            let name = entry.map_err(read_error)?.file_name();
-            match name.into_string() {
-                Ok(name) => names.push(name),
+            let entry = entry.map_err(read_error)?;
+            match entry.file_name().into_string() {
+                Ok(name) => entries.push((name, entry)),
                 Err(name) => {
                     return Err(ContextError::NonUtf8Name {
                         path: dir.join(name),
@@ -217,14 +221,18 @@ impl Walk<'_> {
                 }
             }
         }
-        names.sort_unstable();
-        Ok(names.into_iter())
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let children: Vec<Child> = entries
+            .into_iter()
+            .map(|(name, entry)| (name, entry.metadata()))
+            .collect();
+        Ok(children.into_iter())
     }
 
     /// Visits the next child of the innermost directory, or leaves that directory.
     fn step(&mut self) -> Option<()> {
         let frame = self.stack.last_mut()?;
-        let Some(name) = frame.children.next() else {
+        let Some((name, metadata)) = frame.children.next() else {
             self.stack.pop();
             return Some(());
         };
@@ -235,7 +243,7 @@ impl Walk<'_> {
         };
         let states = frame.states.clone();
         let path = self.root.join(&rel);
-        match fs::symlink_metadata(&path) {
+        match metadata {
             Ok(metadata) => {
                 if let Err(error) = self.visit(rel, path, metadata, &states, false) {
                     self.pending.push_back(Err(error));
