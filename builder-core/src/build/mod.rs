@@ -609,13 +609,26 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
     let source = read_dockerfile(&dockerfile_path)?;
     let parsed = dockerfile::parse(source)?;
     let store = OciLayout::open_or_create(&options.store_dir)?;
+    // The context and the cache first: the memo of context file hashes is read on a thread
+    // of its own while the plan resolves base images.
+    let context = BuildContext::open(&options.context_dir, Some(&dockerfile_path))?;
+    let local = match &options.cache.dir {
+        Some(dir) => Some(LocalCache::open(dir).map_err(BuildError::Cache)?),
+        None => None,
+    };
+    let hashes = match &local {
+        Some(l) => FileHashes::load(l.root().join("context").join(format!(
+            "{}.bin",
+            Digest::of(context.root().to_string_lossy().as_bytes()).hex()
+        ))),
+        None => FileHashes::in_memory(),
+    };
     let bases = BaseImages::new(&store, &options.registry);
     let plan = plan::plan(&parsed, &options.plan, &bases)?;
     for w in &plan.warnings {
         reporter.report(BuildEvent::Warning(w.clone()));
     }
     let no_cache_stages = no_cache_stages(&plan, &options.cache.no_cache_stages)?;
-    let context = BuildContext::open(&options.context_dir, Some(&dockerfile_path))?;
     let scratch = tempfile::Builder::new()
         .prefix("kiln-build-")
         .tempdir()
@@ -629,17 +642,6 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
     let layer_options = LayerOptions {
         source_date_epoch: options.source_date_epoch,
         ..LayerOptions::default()
-    };
-    let local = match &options.cache.dir {
-        Some(dir) => Some(LocalCache::open(dir).map_err(BuildError::Cache)?),
-        None => None,
-    };
-    let hashes = match &local {
-        Some(l) => FileHashes::load(l.root().join("context").join(format!(
-            "{}.bin",
-            Digest::of(context.root().to_string_lossy().as_bytes()).hex()
-        ))),
-        None => FileHashes::in_memory(),
     };
     let remote = if options.cache.from.is_empty() {
         None

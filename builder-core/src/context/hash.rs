@@ -82,6 +82,9 @@ pub struct FileHashes {
     /// By path; keyed by its bytes, which hash in one step where a `Path` hashes component by
     /// component.
     known: HashMap<OsString, Remembered>,
+    /// The memo being read on a thread of its own, while the build does other work first
+    /// (resolving the base image); joined on first use.
+    loading: Option<std::thread::JoinHandle<HashMap<OsString, Remembered>>>,
     changed: bool,
 }
 
@@ -89,14 +92,35 @@ impl FileHashes {
     /// Hashes remembered in `file` (a missing, unreadable or unparsable file remembers nothing).
     pub fn load(file: impl Into<PathBuf>) -> FileHashes {
         let file = file.into();
-        let known = fs::read(&file)
-            .ok()
-            .and_then(|bytes| decode(&bytes))
-            .unwrap_or_default();
+        let read = {
+            let file = file.clone();
+            move || {
+                fs::read(&file)
+                    .ok()
+                    .and_then(|bytes| decode(&bytes))
+                    .unwrap_or_default()
+            }
+        };
+        let (known, loading) = match std::thread::Builder::new()
+            .name("kiln-file-hashes".into())
+            .spawn(read.clone())
+        {
+            Ok(handle) => (HashMap::new(), Some(handle)),
+            Err(_) => (read(), None),
+        };
         FileHashes {
             file: Some(file),
             known,
+            loading,
             changed: false,
+        }
+    }
+
+    /// Waits for the memo, if it is still being read.
+    fn settle(&mut self) {
+        if let Some(handle) = self.loading.take() {
+            // A reader that panicked remembers nothing: every file is read again.
+            self.known = handle.join().unwrap_or_default();
         }
     }
 
@@ -107,6 +131,7 @@ impl FileHashes {
 
     /// The sha256 of the regular file at `path`, whose `lstat` is `meta`.
     pub fn digest(&mut self, path: &Path, meta: &fs::Metadata) -> io::Result<Digest> {
+        self.settle();
         let stamp = Stamp::of(meta);
         if let Some(r) = self.known.get(path.as_os_str())
             && r.stamp == stamp
@@ -146,7 +171,8 @@ impl FileHashes {
     /// Writes the hashes back to the file (through a temporary file and a rename) when this
     /// build learnt something, keeping those of files it did not look at: another build of the
     /// same context (another target, another Dockerfile) may read them.
-    pub fn save(&self) -> io::Result<()> {
+    pub fn save(&mut self) -> io::Result<()> {
+        self.settle();
         let Some(file) = &self.file else {
             return Ok(());
         };
@@ -291,7 +317,7 @@ mod tests {
         // ctime is "now": racy, so not remembered.
         hashes.save().unwrap();
         assert!(!memo.exists());
-        let mut hashes = FileHashes::load(&memo);
+        let mut hashes = loaded(&memo);
         let stamp = Stamp::of(&meta);
         hashes.known.insert(
             path.clone().into_os_string(),
@@ -385,7 +411,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let memo = dir.path().join("hashes.json");
         fs::write(&memo, br#"[["/ctx/f",{"stamp":{"size":3,"mtime_ns":1,"ctime_ns":1,"ino":1,"dev":1},"digest":"sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"}]]"#).unwrap();
-        assert!(FileHashes::load(&memo).known.is_empty());
+        assert!(loaded(&memo).known.is_empty());
+    }
+
+    /// The memo at `path`, read to the end.
+    fn loaded(path: &Path) -> FileHashes {
+        let mut hashes = FileHashes::load(path);
+        hashes.settle();
+        hashes
     }
 
     #[test]
@@ -407,7 +440,7 @@ mod tests {
             );
         }
         first.save().unwrap();
-        let mut second = FileHashes::load(&memo);
+        let mut second = loaded(&memo);
         assert_eq!(second.known, first.known);
         let mut more = File::options().append(true).open(&files[1]).unwrap();
         more.write_all(b" and more").unwrap();
@@ -419,7 +452,7 @@ mod tests {
             Digest::of(b"content 1 and more")
         );
         second.save().unwrap();
-        let third = FileHashes::load(&memo);
+        let third = loaded(&memo);
         assert_eq!(third.known.len(), 2);
         assert!(!third.known.contains_key(files[1].as_os_str()));
     }
