@@ -661,7 +661,9 @@ fn a_blob_goes_up_while_it_is_written_and_an_abandoned_one_never_lands() {
     let reg = TestRegistry::plain();
     let proxy = FaultProxy::start(reg.addr, Faults::none());
     let cfg = tempfile::tempdir().unwrap();
-    let client = BlockingClient::new(options(cfg.path())).unwrap();
+    let mut opts = options(cfg.path());
+    opts.chunk_size = 1 << 20;
+    let client = BlockingClient::new(opts).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let store = OciLayout::open_or_create(tmp.path().join("store")).unwrap();
     let repository = Repository::of(&reference(&proxy.host, "kiln/streamed:1"));
@@ -672,7 +674,7 @@ fn a_blob_goes_up_while_it_is_written_and_an_abandoned_one_never_lands() {
     let upload = client.start_growing_upload(&repository, writer.tail().unwrap());
     writer.write_all(&data[..2 << 20]).unwrap();
     writer.flush().unwrap();
-    // The body is on its way before the blob is finished: the writer waits for the PATCH.
+    // The first chunk is on its way before the blob is finished: the writer waits for it.
     let started = std::time::Instant::now();
     while !proxy.requests().iter().any(|r| r.method == "PATCH") {
         assert!(
@@ -688,12 +690,24 @@ fn a_blob_goes_up_while_it_is_written_and_an_abandoned_one_never_lands() {
     assert_eq!(digest, Digest::of(&data));
     let seen = proxy.requests();
     let methods: Vec<&str> = seen.iter().map(|r| r.method.as_str()).collect();
-    assert_eq!(methods, ["GET", "POST", "PATCH", "PUT"], "{seen:?}");
     assert_eq!(
-        seen[2].content_length, None,
-        "one streamed body, not chunks"
+        methods,
+        ["GET", "POST", "PATCH", "PATCH", "PATCH", "PUT"],
+        "{seen:?}"
     );
-    assert!(seen[3].target.contains(&format!(
+    let ranges: Vec<Option<&str>> = seen[2..5]
+        .iter()
+        .map(|r| r.content_range.as_deref())
+        .collect();
+    assert_eq!(
+        ranges,
+        [
+            Some("0-1048575"),
+            Some("1048576-2097151"),
+            Some("2097152-3145727")
+        ]
+    );
+    assert!(seen[5].target.contains(&format!(
         "digest={}",
         digest.to_string().replace(':', "%3A")
     )));
@@ -718,7 +732,12 @@ fn a_blob_goes_up_while_it_is_written_and_an_abandoned_one_never_lands() {
     writer.flush().unwrap();
     drop(writer);
     let err = upload.wait().unwrap_err();
-    assert!(matches!(err, Error::GrowingBlob(_)), "{err:?}");
+    assert!(matches!(err, Error::GrowingBlob { .. }), "{err:?}");
+    assert!(
+        error_chain(&err).contains("kiln/streamed"),
+        "{}",
+        error_chain(&err)
+    );
     assert!(
         error_chain(&err).contains("abandoned"),
         "{}",

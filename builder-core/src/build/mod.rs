@@ -66,7 +66,8 @@ pub struct BuildOptions {
     /// With `push`, send each of the image's layers to the first tag's repository while it is
     /// written, so the push after the last step has little left to send. Off, layers are sent
     /// by the push alone, as docker does; worth turning off when rebuilt layers are usually
-    /// already in the registry (the streamed upload cannot know the digest in advance).
+    /// already in the registry (an upload that starts before the layer is finished cannot know
+    /// its digest, so cannot ask whether the registry has it).
     pub upload_while_building: bool,
     /// How RUN steps are isolated; detected (namespaces where the kernel allows) when `None`.
     pub isolation: Option<Isolation>,
@@ -901,7 +902,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                         } else {
                             None
                         };
-                        let (layer, index) = step_layer::StepLayer {
+                        let (layer, chunk_index) = step_layer::StepLayer {
                             store: &store,
                             caching: &caching,
                             slot: &slot,
@@ -911,7 +912,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                             upload: uploads.as_ref().filter(|u| u.wants(*index)),
                         }
                         .write(entries)?;
-                        chunks = index;
+                        chunks = chunk_index;
                         Some(layer)
                     };
                     summary.misses += 1;

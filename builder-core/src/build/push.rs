@@ -17,8 +17,9 @@ use crate::registry::{
 /// Turns the client's progress calls into [`BuildEvent`]s on a channel.
 struct Relay {
     events: Mutex<Sender<BuildEvent>>,
-    /// Blobs the build sent while writing them: the push finds them there.
-    sent_while_building: BTreeSet<Digest>,
+    /// Blobs the build sent to the first repository while writing them: the push finds them
+    /// there first (a later repository that has one too did not get it from this build).
+    sent_while_building: Mutex<BTreeSet<Digest>>,
 }
 
 impl Relay {
@@ -40,7 +41,12 @@ impl PushProgress for Relay {
 
     fn blob_finished(&self, digest: &Digest, outcome: &BlobOutcome) {
         let how = match outcome {
-            BlobOutcome::Exists if self.sent_while_building.contains(digest) => {
+            BlobOutcome::Exists
+                if self
+                    .sent_while_building
+                    .lock()
+                    .is_ok_and(|mut sent| sent.remove(digest)) =>
+            {
                 "pushed while it was built".to_string()
             }
             BlobOutcome::Exists => "already exists".to_string(),
@@ -78,7 +84,7 @@ pub(super) fn push_with(
                 mount_from,
                 progress: Some(Arc::new(Relay {
                     events: Mutex::new(tx),
-                    sent_while_building: sent_while_building.clone(),
+                    sent_while_building: Mutex::new(sent_while_building.clone()),
                 })),
             };
             client.push(image, tags, &options).map_err(BuildError::from)

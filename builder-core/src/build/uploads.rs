@@ -1,6 +1,6 @@
 //! Sending the image's layers to the push destination while the build goes on.
 //!
-//! A layer built for the image is streamed to the first tag's repository as it is written (see
+//! A layer built for the image is sent to the first tag's repository as it is written (see
 //! [`crate::registry::GrowingBlob`]), while the next steps run. The push at the end then finds
 //! the blob there and only writes the manifest, so a large COPY or RUN no longer waits for its
 //! upload after the last step. Only the stages whose layers end up in the image send theirs; a
@@ -59,12 +59,17 @@ impl<'a> LayerUploads<'a> {
         let running = self.running.into_inner().unwrap_or_else(|p| p.into_inner());
         let mut sent = BTreeSet::new();
         for upload in running {
+            // Each was started when its layer was written; most are done by now.
             match upload.wait() {
                 Ok((digest, _)) => {
                     sent.insert(digest);
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, "uploading a layer while building failed; the push sends it");
+                    tracing::debug!(
+                        repository = %self.repository,
+                        error = %e,
+                        "uploading a layer while building failed; the push sends it"
+                    );
                 }
             }
         }

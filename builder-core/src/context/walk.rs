@@ -45,9 +45,9 @@ struct Frame {
     children: std::vec::IntoIter<Child>,
 }
 
-/// A directory's entry, with its `lstat` metadata taken relative to the directory as it was
-/// listed (no lookup of the whole path per file).
-type Child = (String, io::Result<Metadata>);
+/// A directory's entry: its name, and the entry itself, which keeps the directory open so its
+/// `lstat` is taken relative to it when the entry is visited (no lookup of the whole path).
+type Child = (String, fs::DirEntry);
 
 /// Walks `rel` (a file or directory under `root`, `""` for the root) through the stacked
 /// `filters`. `rel` itself is the first entry when it is kept; `rel`'s parent directories are
@@ -209,11 +209,11 @@ impl Walk<'_> {
     /// Lists a directory's entries in bytewise order of their names.
     fn children(&self, dir: &Path) -> Result<std::vec::IntoIter<Child>, ContextError> {
         let read_error = |error| ContextError::io("read directory", dir, error);
-        let mut entries = Vec::new();
+        let mut children = Vec::new();
         for entry in fs::read_dir(dir).map_err(read_error)? {
             let entry = entry.map_err(read_error)?;
             match entry.file_name().into_string() {
-                Ok(name) => entries.push((name, entry)),
+                Ok(name) => children.push((name, entry)),
                 Err(name) => {
                     return Err(ContextError::NonUtf8Name {
                         path: dir.join(name),
@@ -221,18 +221,14 @@ impl Walk<'_> {
                 }
             }
         }
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let children: Vec<Child> = entries
-            .into_iter()
-            .map(|(name, entry)| (name, entry.metadata()))
-            .collect();
+        children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(children.into_iter())
     }
 
     /// Visits the next child of the innermost directory, or leaves that directory.
     fn step(&mut self) -> Option<()> {
         let frame = self.stack.last_mut()?;
-        let Some((name, metadata)) = frame.children.next() else {
+        let Some((name, entry)) = frame.children.next() else {
             self.stack.pop();
             return Some(());
         };
@@ -243,7 +239,7 @@ impl Walk<'_> {
         };
         let states = frame.states.clone();
         let path = self.root.join(&rel);
-        match metadata {
+        match entry.metadata() {
             Ok(metadata) => {
                 if let Err(error) = self.visit(rel, path, metadata, &states, false) {
                     self.pending.push_back(Err(error));

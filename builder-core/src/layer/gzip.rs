@@ -186,9 +186,12 @@ fn fingerprint(level: u32) -> CompressorId {
         hasher.update((n as u64).to_le_bytes());
     }
     hasher.update(level.to_le_bytes());
-    match deflate_chunk(&sample, level) {
-        Ok(deflated) => hasher.update(&deflated),
-        Err(e) => hasher.update(e.to_string().as_bytes()),
+    // The same through each strategy the chunks may take, whatever the sample would choose.
+    for strategy in [Strategy::Default, Strategy::Rle] {
+        match deflate(&sample, level, strategy) {
+            Ok(deflated) => hasher.update(&deflated),
+            Err(e) => hasher.update(e.to_string().as_bytes()),
+        }
     }
     hasher.finalize().into()
 }
@@ -252,7 +255,9 @@ fn deflate(data: &[u8], level: u32, strategy: Strategy) -> io::Result<Vec<u8>> {
             out.truncate(produced);
             return Ok(out);
         }
-        out.resize(out.len() * 2, 0);
+        if produced == out.len() {
+            out.resize(out.len() * 2, 0);
+        }
     }
 }
 

@@ -33,6 +33,9 @@ where
 pub struct BlockingClient {
     client: Client,
     runtime: Runtime,
+    /// Background uploads running at once: the push's `concurrency`, so that many layers
+    /// written in a row hold one chunk each only for the uploads actually sending.
+    upload_slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl BlockingClient {
@@ -44,9 +47,12 @@ impl BlockingClient {
             .enable_all()
             .build()
             .map_err(Error::Runtime)?;
+        let upload_slots =
+            std::sync::Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
         Ok(BlockingClient {
             client: Client::new(options)?,
             runtime,
+            upload_slots,
         })
     }
 
@@ -116,16 +122,22 @@ impl BlockingClient {
         self.run(self.client.push(image, destinations, options))?
     }
 
-    /// Starts [`Client::upload_growing_blob`] in the background, on this client's runtime.
+    /// Starts [`Client::upload_growing_blob`] in the background, on this client's runtime; at
+    /// most `concurrency` of them send at once, the others wait their turn.
     pub fn start_growing_upload(
         &self,
         repository: &Repository,
         blob: impl GrowingBlob,
     ) -> BackgroundUpload {
         let (client, repository) = (self.client.clone(), repository.clone());
-        let task = self
-            .runtime
-            .spawn(async move { client.upload_growing_blob(&repository, blob).await });
+        let slots = self.upload_slots.clone();
+        let task = self.runtime.spawn(async move {
+            let _slot = slots
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::TaskFailed("upload"))?;
+            client.upload_growing_blob(&repository, blob).await
+        });
         BackgroundUpload {
             task: Some(task),
             runtime: self.runtime.handle().clone(),

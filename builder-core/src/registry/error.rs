@@ -388,8 +388,14 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A blob sent while it was being written could not be read to its end.
-    #[error("failed to read a blob while it was being written")]
-    GrowingBlob(#[source] std::io::Error),
+    #[error("failed to read a blob being written, for its upload to `{repository}`")]
+    GrowingBlob {
+        /// Where it was being uploaded.
+        repository: String,
+        /// The cause (the writer gave up, or its file could not be read).
+        #[source]
+        source: std::io::Error,
+    },
     /// The local content store failed.
     #[error(transparent)]
     Store(#[from] LayoutError),

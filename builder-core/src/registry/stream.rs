@@ -1,19 +1,21 @@
-//! Uploading a blob while it is still being written, the way `docker push` sends a layer: one
-//! upload session, one `PATCH` whose body streams the bytes as they come, and the closing
-//! `PUT` naming the digest, which is known only once the last byte is written.
+//! Uploading a blob while it is still being written: one upload session, a `PATCH` with each
+//! chunk as soon as the writer has produced it, and the closing `PUT` naming the digest, which is
+//! known only once the last byte is written.
 //!
 //! A build uses it to send a layer to the push destination while later steps run, so the push
 //! at the end finds the blob there. It is an optimisation, never the only way a blob gets
-//! pushed: on any failure the session is cancelled and the ordinary push uploads the blob.
+//! pushed: when the upload fails its session is cancelled and the ordinary push uploads the
+//! blob. Chunks are the push's own (`chunk_size`, 8 MiB by default), each an ordinary request
+//! with its own timeout, so a layer that takes minutes to write never holds one request open.
 
 use std::io::{self, Read};
 
 use bytes::Bytes;
-use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 
-use super::auth::{Scope, scope_key};
-use super::client::{Client, Endpoint, Req, api_error, transport_error};
+use super::auth::Scope;
+use super::client::{Client, Endpoint, Req, api_error};
 use super::error::{Error, Result};
 use super::manifest::{Repository, repo_url};
 use super::push::upload_location;
@@ -31,12 +33,6 @@ impl GrowingBlob for BlobTail {
         BlobTail::digest(self).cloned()
     }
 }
-
-/// How much of the blob one piece of the request body holds at most.
-const PIECE: usize = 1 << 20;
-
-/// Pieces read ahead of the connection.
-const PIECES_AHEAD: usize = 4;
 
 impl Client {
     /// Uploads `blob` to `repository` as it is written; returns its digest and size once the
@@ -56,75 +52,70 @@ impl Client {
             return Err(api_error(&start.method, &url, resp).await.into());
         }
         let location = upload_location(&start, &resp)?;
-        let result = self.stream_into(&ep, &scopes, &location, blob).await;
+        let result = self
+            .upload_chunks_as_written(repository, &ep, &scopes, location.clone(), blob)
+            .await;
         if result.is_err() {
-            // Cancelling only frees the session early; the registry expires it anyway.
+            // Cancelling only frees the session early; the registry expires it anyway (as it
+            // does the session of an upload dropped because its build failed).
             let cancel = Req::new(Method::DELETE, location);
             let _ = self.send(&ep, &scopes, &cancel).await;
         }
         result
     }
 
-    async fn stream_into(
+    /// Sends `blob` to the upload session at `location`, chunk by chunk as it grows, then
+    /// commits it under the digest its writer ends with.
+    async fn upload_chunks_as_written(
         &self,
+        repository: &Repository,
         ep: &Endpoint,
         scopes: &[Scope],
-        location: &reqwest::Url,
+        mut location: reqwest::Url,
         blob: impl GrowingBlob,
     ) -> Result<(Digest, u64)> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(PIECES_AHEAD);
-        let reading = tokio::task::spawn_blocking(move || {
-            let mut blob = blob;
-            let mut size = 0u64;
-            loop {
-                let mut piece = vec![0u8; PIECE];
-                let n = match blob.read(&mut piece) {
-                    Ok(0) => return Ok((blob.digest(), size)),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
-                        return Err(Some(e));
-                    }
-                };
-                piece.truncate(n);
-                size += n as u64;
-                if tx.blocking_send(Ok(Bytes::from(piece))).is_err() {
-                    // The request ended first; it says why.
-                    return Err(None);
-                }
-            }
-        });
-        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-        let auth = self.authorization(ep, &scope_key(scopes), None).await?;
-        let mut patch = ep
-            .http
-            .request(Method::PATCH, location.clone())
-            .header(CONTENT_TYPE, "application/octet-stream")
-            .body(reqwest::Body::wrap_stream(body));
-        if let Some(a) = auth {
-            patch = patch.header(AUTHORIZATION, a);
-        }
-        let sent = patch.send().await;
-        // The reader ends with the blob, or as soon as the request is gone.
-        let read = reading
+        let chunk_size = self.options().chunk_size.max(1);
+        let mut blob = Some(blob);
+        let mut offset = 0u64;
+        loop {
+            let mut reader = blob.take().ok_or(Error::TaskFailed("blob reader"))?;
+            let (reader, read) = tokio::task::spawn_blocking(move || {
+                let mut chunk = Vec::new();
+                let read = (&mut reader).take(chunk_size).read_to_end(&mut chunk);
+                (reader, read.map(|_| chunk))
+            })
             .await
             .map_err(|_| Error::TaskFailed("blob reader"))?;
-        let (resp, (digest, size)) = match (sent, read) {
-            // A blob the writer gave up on ends the body with an error: say that, not what the
-            // connection made of it.
-            (_, Err(Some(e))) => return Err(Error::GrowingBlob(e)),
-            (Err(e), _) => return Err(transport_error(&Method::PATCH, location, e)),
-            (Ok(resp), Ok(read)) if resp.status() == StatusCode::ACCEPTED => (resp, read),
-            (Ok(resp), _) => {
-                return Err(api_error(&Method::PATCH, location, resp).await.into());
+            let chunk = read.map_err(|source| Error::GrowingBlob {
+                repository: repository.to_string(),
+                source,
+            })?;
+            let ended = (chunk.len() as u64) < chunk_size;
+            blob = Some(reader);
+            if !chunk.is_empty() {
+                let end = offset + chunk.len() as u64 - 1;
+                let patch = Req::new(Method::PATCH, location.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_RANGE, &format!("{offset}-{end}"))
+                    .body(Bytes::from(chunk));
+                let resp = self.send(ep, scopes, &patch).await?;
+                if resp.status() != StatusCode::ACCEPTED {
+                    return Err(api_error(&patch.method, &location, resp).await.into());
+                }
+                location = upload_location(&patch, &resp)?;
+                offset = end + 1;
             }
-        };
-        let next = upload_location(&Req::new(Method::PATCH, location.clone()), &resp)?;
-        let digest = digest.ok_or_else(|| {
-            Error::GrowingBlob(io::Error::other("the blob ended without a digest"))
-        })?;
-        let mut url = next;
+            if ended {
+                break;
+            }
+        }
+        let digest = blob
+            .and_then(|b| b.digest())
+            .ok_or_else(|| Error::GrowingBlob {
+                repository: repository.to_string(),
+                source: io::Error::other("the blob ended without a digest"),
+            })?;
+        let mut url = location;
         url.query_pairs_mut()
             .append_pair("digest", &digest.to_string());
         let put = Req::new(Method::PUT, url.clone()).header(CONTENT_LENGTH, "0");
@@ -132,6 +123,6 @@ impl Client {
         if !resp.status().is_success() {
             return Err(api_error(&put.method, &url, resp).await.into());
         }
-        Ok((digest, size))
+        Ok((digest, offset))
     }
 }
