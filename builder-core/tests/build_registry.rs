@@ -330,3 +330,53 @@ fn the_image_layers_go_up_while_the_build_runs_and_other_stages_stay_home() {
         assert_eq!(outcome.map(String::as_str), Some("pushed"), "{outcomes:?}");
     }
 }
+
+#[test]
+fn a_rebuild_pushes_without_asking_about_layers_its_last_push_left() {
+    let registry = TestRegistry::plain();
+    let base_ref = registry.push_image(&busybox_layout(), "library/busybox:latest");
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    context(&ctx, &format!("FROM {base_ref}\nCOPY app.txt /srv/\n"));
+    let mut o = options(&ctx, &tmp.path().join("store"));
+    o.tags
+        .push(registry.reference("team/known:1").parse().unwrap());
+    o.push = true;
+    let first = build(&o, &|_| {}).unwrap().push.unwrap();
+    assert!(
+        first.blobs.iter().all(|b| b.outcome != BlobOutcome::Known),
+        "{:?}",
+        first.blobs
+    );
+
+    let again = build(&o, &|_| {}).unwrap();
+    let push = again.push.unwrap();
+    let pushed = registry.inspect("team/known:1");
+    let layers: Vec<&str> = pushed["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(layers.len(), 2);
+    for layer in &layers {
+        let blob = push.blobs.iter().find(|b| b.digest.to_string() == *layer);
+        assert_eq!(
+            blob.map(|b| &b.outcome),
+            Some(&BlobOutcome::Known),
+            "{:?}",
+            push.blobs
+        );
+    }
+    assert_eq!(pushed["Digest"], again.digest.to_string());
+
+    // Without a cache directory there is nothing remembered: every blob is asked about.
+    let mut no_cache = o.clone();
+    no_cache.cache.dir = None;
+    let push = build(&no_cache, &|_| {}).unwrap().push.unwrap();
+    assert!(
+        push.blobs.iter().all(|b| b.outcome == BlobOutcome::Exists),
+        "{:?}",
+        push.blobs
+    );
+}

@@ -755,3 +755,78 @@ fn a_blob_goes_up_while_it_is_written_and_an_abandoned_one_never_lands() {
     let cancelled = proxy.requests();
     assert_eq!(cancelled.last().map(|r| r.method.as_str()), Some("DELETE"));
 }
+
+#[test]
+fn blobs_an_earlier_push_left_are_not_asked_about_and_a_deleted_one_goes_up_again() {
+    let reg = TestRegistry::plain();
+    let proxy = FaultProxy::start(reg.addr, Faults::none());
+    let cfg = tempfile::tempdir().unwrap();
+    let client = BlockingClient::new(options(cfg.path())).unwrap();
+    let image = busybox_image();
+    let first = reference(&proxy.host, "kiln/known:1");
+    client
+        .push(
+            &image,
+            std::slice::from_ref(&first),
+            &PushOptions::default(),
+        )
+        .unwrap();
+    let repository = Repository::of(&first);
+    let manifest = image.manifest().unwrap();
+    let layer: Digest = manifest.layers()[0].digest().to_string().parse().unwrap();
+    let config: Digest = manifest.config().digest().to_string().parse().unwrap();
+    let known = PushOptions {
+        present: [layer.clone(), config.clone()]
+            .into_iter()
+            .map(|d| (repository.clone(), d))
+            .collect(),
+        ..PushOptions::default()
+    };
+
+    // Known blobs cost nothing: the manifest PUT is the only request.
+    let before = proxy.requests().len();
+    let report = client
+        .push(&image, &[reference(&proxy.host, "kiln/known:2")], &known)
+        .unwrap();
+    assert!(
+        report.blobs.iter().all(|b| b.outcome == BlobOutcome::Known),
+        "{:?}",
+        report.blobs
+    );
+    let seen: Vec<String> = proxy.requests()[before..]
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.target))
+        .collect();
+    assert_eq!(seen, ["PUT /v2/kiln/known/manifests/2"], "{seen:?}");
+
+    // A remembered blob deleted since: the registry refuses the manifest, the push checks
+    // every blob, uploads the missing one and puts the manifest again.
+    let deleted = support::http::request(
+        reg.addr,
+        "DELETE",
+        &format!("/v2/kiln/known/blobs/{layer}"),
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(deleted.status, 202);
+    let report = client
+        .push(&image, &[reference(&proxy.host, "kiln/known:3")], &known)
+        .unwrap();
+    let outcome_of = |d: &Digest| {
+        report
+            .blobs
+            .iter()
+            .find(|b| &b.digest == d)
+            .map(|b| b.outcome.clone())
+    };
+    assert!(
+        matches!(outcome_of(&layer), Some(BlobOutcome::Uploaded { .. })),
+        "{:?}",
+        report.blobs
+    );
+    assert_eq!(outcome_of(&config), Some(BlobOutcome::Exists));
+    assert_eq!(report.blobs.len(), 2, "{:?}", report.blobs);
+    let out = tempfile::tempdir().unwrap();
+    reg.pull_image("kiln/known:3", &out.path().join("oci"), "known:3");
+}

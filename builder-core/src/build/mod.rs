@@ -994,15 +994,19 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
             .map(|b| b.source().clone())
             .chain(remote.iter().flat_map(|r| r.caches.repositories()))
             .collect();
-        let sent = uploads
-            .map(uploads::LayerUploads::finish)
-            .unwrap_or_default();
+        let hints = push::PushHints {
+            mount_from,
+            sent_while_building: uploads
+                .map(uploads::LayerUploads::finish)
+                .unwrap_or_default(),
+            memory: caching.local.as_ref(),
+            now: wall_now,
+        };
         Some(push::push_with(
             bases.client()?,
             &image,
             &options.tags,
-            mount_from,
-            &sent,
+            hints,
             reporter,
         )?)
     } else {

@@ -3,11 +3,12 @@
 //! The registry client reports progress from its own threads; the events are relayed through a
 //! channel to the caller's [`Reporter`] on the calling thread, so reporters need not be `Send`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 
 use super::{BuildError, BuildEvent, Reporter};
+use crate::cache::LocalCache;
 use crate::oci::layout::from_oci_digest;
 use crate::oci::{Digest, Image, LayoutImage, OciLayout, Reference};
 use crate::registry::{
@@ -49,7 +50,7 @@ impl PushProgress for Relay {
             {
                 "pushed while it was built".to_string()
             }
-            BlobOutcome::Exists => "already exists".to_string(),
+            BlobOutcome::Exists | BlobOutcome::Known => "already exists".to_string(),
             BlobOutcome::Mounted { from } => format!("mounted from {from}"),
             BlobOutcome::Uploaded {
                 resumed, restarted, ..
@@ -66,26 +67,53 @@ impl PushProgress for Relay {
     }
 }
 
-/// Pushes `image` to every reference in `tags`, mounting blobs from `mount_from` repositories
-/// on the same registry when they have them. `sent_while_building` are blobs already uploaded
-/// during the build, reported as pushed rather than as found.
+/// What a push knows before it starts.
+#[derive(Default)]
+pub(super) struct PushHints<'a> {
+    /// Repositories on the same registry to mount blobs from.
+    pub(super) mount_from: Vec<Repository>,
+    /// Blobs the build uploaded while writing them, reported as pushed rather than as found.
+    pub(super) sent_while_building: BTreeSet<Digest>,
+    /// Where earlier pushes' blobs are remembered: the registry is not asked about those again,
+    /// and this push's layers are added.
+    pub(super) memory: Option<&'a LocalCache>,
+    /// The time now, unix seconds (how old a memory is).
+    pub(super) now: i64,
+}
+
+/// Pushes `image` to every reference in `tags`.
 pub(super) fn push_with(
     client: &BlockingClient,
     image: &dyn Image,
     tags: &[Reference],
-    mount_from: Vec<Repository>,
-    sent_while_building: &BTreeSet<Digest>,
+    hints: PushHints<'_>,
     reporter: &dyn Reporter,
 ) -> Result<PushReport, BuildError> {
+    let repositories: Vec<Repository> = tags.iter().map(Repository::of).collect();
+    let present: HashSet<(Repository, Digest)> = hints
+        .memory
+        .map(|memory| {
+            repositories
+                .iter()
+                .flat_map(|r| {
+                    memory
+                        .pushed_blobs(&r.to_string(), hints.now)
+                        .into_iter()
+                        .map(move |d| (r.clone(), d))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let (tx, rx) = mpsc::channel();
     let report = std::thread::scope(|scope| {
         let pushing = scope.spawn(move || {
             let options = PushOptions {
-                mount_from,
+                mount_from: hints.mount_from,
                 progress: Some(Arc::new(Relay {
                     events: Mutex::new(tx),
-                    sent_while_building: Mutex::new(sent_while_building.clone()),
+                    sent_while_building: Mutex::new(hints.sent_while_building),
                 })),
+                present,
             };
             client.push(image, tags, &options).map_err(BuildError::from)
             // `options` (and the only sender) drops here, ending the relay below.
@@ -96,6 +124,22 @@ pub(super) fn push_with(
         pushing.join()
     });
     let report = report.map_err(|_| BuildError::PushPanicked)??;
+    if let Some(memory) = hints.memory {
+        // Configs change with every build's time; only layers are worth remembering.
+        let layers: Vec<Digest> = image
+            .manifest()
+            .map(|m| {
+                m.layers()
+                    .iter()
+                    .filter_map(|l| from_oci_digest(l.digest()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for repository in repositories.iter().collect::<HashSet<_>>() {
+            // Only a hint for the next push: failing to write it costs a round trip then.
+            let _ = memory.remember_pushed(&repository.to_string(), &layers, hints.now);
+        }
+    }
     for tag in &report.tags {
         reporter.report(BuildEvent::Pushed(tag.line.clone()));
     }
@@ -131,8 +175,7 @@ pub fn push(
         &client,
         &image,
         destinations,
-        Vec::new(),
-        &BTreeSet::new(),
+        PushHints::default(),
         reporter,
     )
 }

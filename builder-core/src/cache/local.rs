@@ -9,6 +9,7 @@
 //! <root>/chunks/<blob hex>.bin     where a gzip blob's compressed chunks are (layer::ChunkIndex)
 //! <root>/context/<hex>.bin         remembered content hashes of one build context's files
 //! <root>/builds.jsonl              one BuildStats line per build, for `kiln cache stats`
+//! <root>/pushed/<hex>.txt          blobs pushes left in one repository: `digest unix-time` lines
 //! ```
 //!
 //! Every file appears under its final name by rename only, after its content is complete and
@@ -352,6 +353,55 @@ impl LocalCache {
         f.write_all(&line).map_err(io_err("write", &path))
     }
 
+    /// Blobs that pushes left in `repository` (`registry/name`) within [`PUSHED_TTL`] of
+    /// `now` (unix seconds): a push need not ask the registry about them again. It checks them
+    /// all if the registry refuses the manifest; the time limit keeps the memory from
+    /// outliving a garbage collection by long on a registry that would not.
+    pub fn pushed_blobs(&self, repository: &str, now: i64) -> BTreeSet<Digest> {
+        read_pushed(&self.pushed_path(repository))
+            .into_iter()
+            .filter(|(_, at)| now.saturating_sub(*at) < PUSHED_TTL.as_secs() as i64)
+            .map(|(digest, _)| digest)
+            .collect()
+    }
+
+    /// Remembers that `repository` holds `blobs` after a push at `now`, keeping the most
+    /// recent [`PUSHED_KEPT`] per repository. Unchanged within an hour, the file is not
+    /// written again.
+    pub fn remember_pushed(
+        &self,
+        repository: &str,
+        blobs: &[Digest],
+        now: i64,
+    ) -> Result<(), CacheError> {
+        let path = self.pushed_path(repository);
+        let mut known = read_pushed(&path);
+        let fresh = |d: &Digest| {
+            known
+                .iter()
+                .any(|(k, at)| k == d && now.saturating_sub(*at) < 3600)
+        };
+        if blobs.iter().all(fresh) {
+            return Ok(());
+        }
+        known.retain(|(k, _)| !blobs.contains(k));
+        known.extend(blobs.iter().map(|b| (b.clone(), now)));
+        let keep = known.len().saturating_sub(PUSHED_KEPT);
+        let text: String = known[keep..]
+            .iter()
+            .map(|(digest, at)| format!("{digest} {at}\n"))
+            .collect();
+        let dir = self.root.join("pushed");
+        fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
+        write_atomic(&path, text.as_bytes())
+    }
+
+    fn pushed_path(&self, repository: &str) -> PathBuf {
+        self.root
+            .join("pushed")
+            .join(format!("{}.txt", Digest::of(repository.as_bytes()).hex()))
+    }
+
     /// Entry and blob counts, their size, and the hit rates of the builds recorded.
     pub fn stats(&self) -> Result<CacheStats, CacheError> {
         let entries = self.entries()?;
@@ -488,6 +538,26 @@ impl ChunkSource for CachedChunks {
         }
         true
     }
+}
+
+/// How many pushed blobs are remembered per repository: far more than an image has, few
+/// enough to read in a moment.
+pub const PUSHED_KEPT: usize = 4096;
+
+/// How long a remembered pushed blob is trusted without asking the registry.
+pub const PUSHED_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The `digest unix-seconds` lines of a pushed-blobs file, oldest first; unreadable lines and
+/// files are skipped.
+fn read_pushed(path: &Path) -> Vec<(Digest, i64)> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let (digest, at) = line.split_once(' ')?;
+            Some((digest.parse().ok()?, at.parse().ok()?))
+        })
+        .collect()
 }
 
 /// The `key` field of the inputs file at `path`; the other fields are skipped, not decoded.
@@ -647,6 +717,50 @@ mod tests {
             .unwrap()
             .count();
         assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn pushed_blobs_are_remembered_per_repository_for_a_day_and_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = LocalCache::open(dir.path()).unwrap();
+        let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        let repo = "registry.example/team/app";
+        assert!(cache.pushed_blobs(repo, 1_000).is_empty());
+        cache
+            .remember_pushed(repo, std::slice::from_ref(&a), 1_000)
+            .unwrap();
+        cache
+            .remember_pushed(repo, std::slice::from_ref(&b), 5_000)
+            .unwrap();
+        assert_eq!(
+            cache.pushed_blobs(repo, 5_000),
+            BTreeSet::from([a.clone(), b.clone()])
+        );
+        assert!(
+            cache
+                .pushed_blobs("registry.example/other", 5_000)
+                .is_empty()
+        );
+        let day = PUSHED_TTL.as_secs() as i64;
+        assert_eq!(
+            cache.pushed_blobs(repo, 1_000 + day),
+            BTreeSet::from([b.clone()])
+        );
+        // Pushed again, `a` is trusted for another day.
+        cache
+            .remember_pushed(repo, std::slice::from_ref(&a), 1_000 + day)
+            .unwrap();
+        assert_eq!(
+            cache.pushed_blobs(repo, 1_000 + day),
+            BTreeSet::from([a, b])
+        );
+        let many: Vec<Digest> = (0..PUSHED_KEPT + 10)
+            .map(|i| Digest::of(i.to_string().as_bytes()))
+            .collect();
+        cache.remember_pushed(repo, &many, 9_000).unwrap();
+        let kept = cache.pushed_blobs(repo, 9_000);
+        assert_eq!(kept.len(), PUSHED_KEPT);
+        assert!(kept.contains(&many[PUSHED_KEPT + 9]) && !kept.contains(&many[0]));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! Memory stays flat: at most one chunk per blob in flight is held, read from the image on a
 //! blocking thread.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::io::Read;
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub enum BlobOutcome {
         /// The repository it came from.
         from: String,
     },
+    /// An earlier push put it there (see [`PushOptions::present`]); not checked again.
+    Known,
     /// Uploaded.
     Uploaded {
         /// Requests sent (1 for a monolithic upload).
@@ -98,6 +101,11 @@ pub struct PushOptions {
     pub mount_from: Vec<Repository>,
     /// Progress for each blob.
     pub progress: Option<Arc<dyn PushProgress>>,
+    /// Blobs an earlier push left in a repository: they are not checked again, which saves a
+    /// round trip per blob on a warm rebuild. If the registry then refuses a manifest (one of
+    /// them was deleted since), that destination's blobs are all checked and the manifest is
+    /// put again.
+    pub present: HashSet<(Repository, Digest)>,
 }
 
 impl fmt::Debug for PushOptions {
@@ -105,6 +113,7 @@ impl fmt::Debug for PushOptions {
         f.debug_struct("PushOptions")
             .field("mount_from", &self.mount_from)
             .field("progress", &self.progress.is_some())
+            .field("present", &self.present.len())
             .finish()
     }
 }
@@ -125,6 +134,8 @@ struct Target<'a> {
     mount_from: Vec<Repository>,
     image: &'a dyn Image,
     progress: Option<Arc<dyn PushProgress>>,
+    /// Blobs taken as present without asking (empty on a second attempt).
+    present: &'a HashSet<(Repository, Digest)>,
 }
 
 /// Runs a blocking call on a multi-threaded runtime without stalling its other tasks.
@@ -188,6 +199,7 @@ impl Client {
         };
         let mut done: Vec<(Repository, Vec<Scope>)> = Vec::new();
         let manifest_bytes = Bytes::from(raw_manifest);
+        let nothing_known = HashSet::new();
         for dest in destinations {
             let repository = Repository::of(dest);
             if !done.iter().any(|(r, _)| *r == repository) {
@@ -210,23 +222,47 @@ impl Client {
                     mount_from,
                     image,
                     progress: options.progress.clone(),
+                    present: &options.present,
                 };
-                let limit = self.options().concurrency.max(1);
-                let pending: Vec<_> = blobs.iter().map(|b| self.push_blob(&target, b)).collect();
-                let mut results = futures_util::stream::iter(pending).buffer_unordered(limit);
-                // The first failure ends the push; dropping the stream cancels the rest.
-                while let Some(r) = results.next().await {
-                    report.blobs.push(r?);
-                }
+                report.blobs.extend(self.push_blobs(&target, &blobs).await?);
                 done.push((repository.clone(), scopes));
+                let put = self
+                    .put_manifest(dest, &target.scopes, &media_type, &manifest_bytes, &digest)
+                    .await;
+                let trusted = report
+                    .blobs
+                    .iter()
+                    .any(|b| b.repository == repository && b.outcome == BlobOutcome::Known);
+                match put {
+                    Err(e) if trusted => {
+                        tracing::debug!(error = %e, %repository, "manifest refused after blobs were taken as present; checking them");
+                        let checked = Target {
+                            present: &nothing_known,
+                            ..target
+                        };
+                        let again = self.push_blobs(&checked, &blobs).await?;
+                        report.blobs.retain(|b| b.repository != repository);
+                        report.blobs.extend(again);
+                        self.put_manifest(
+                            dest,
+                            &checked.scopes,
+                            &media_type,
+                            &manifest_bytes,
+                            &digest,
+                        )
+                        .await?;
+                    }
+                    other => other?,
+                }
+            } else {
+                let scopes = done
+                    .iter()
+                    .find(|(r, _)| *r == repository)
+                    .map(|(_, s)| s.clone())
+                    .unwrap_or_default();
+                self.put_manifest(dest, &scopes, &media_type, &manifest_bytes, &digest)
+                    .await?;
             }
-            let scopes = done
-                .iter()
-                .find(|(r, _)| *r == repository)
-                .map(|(_, s)| s.clone())
-                .unwrap_or_default();
-            self.put_manifest(dest, &scopes, &media_type, &manifest_bytes, &digest)
-                .await?;
             let name = match (dest.tag(), dest.digest()) {
                 (Some(t), _) => t.to_string(),
                 (None, Some(d)) => d.to_string(),
@@ -238,6 +274,19 @@ impl Client {
             });
         }
         Ok(report)
+    }
+
+    /// Puts every blob of `blobs` into the target repository, `concurrency` at a time.
+    async fn push_blobs(&self, target: &Target<'_>, blobs: &[BlobSpec]) -> Result<Vec<BlobReport>> {
+        let limit = self.options().concurrency.max(1);
+        let pending: Vec<_> = blobs.iter().map(|b| self.push_blob(target, b)).collect();
+        let mut results = futures_util::stream::iter(pending).buffer_unordered(limit);
+        let mut reports = Vec::with_capacity(blobs.len());
+        // The first failure ends the push; dropping the stream cancels the rest.
+        while let Some(r) = results.next().await {
+            reports.push(r?);
+        }
+        Ok(reports)
     }
 
     async fn put_manifest(
@@ -296,6 +345,11 @@ impl Client {
     }
 
     async fn push_blob_inner(&self, t: &Target<'_>, blob: &BlobSpec) -> Result<BlobOutcome> {
+        if t.present
+            .contains(&(t.repository.clone(), blob.digest.clone()))
+        {
+            return Ok(BlobOutcome::Known);
+        }
         let blob_url = repo_url(
             &t.base,
             &t.repository.name,
