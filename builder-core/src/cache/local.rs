@@ -561,10 +561,25 @@ fn read_pushed(path: &Path) -> Vec<(Digest, i64)> {
 }
 
 /// The `key` field of the inputs file at `path`; the other fields are skipped, not decoded.
+/// The key is the first field, so a file written by this version gives it from its first
+/// bytes (the inputs of a large COPY run to megabytes); any other file is parsed in full.
 fn read_inputs_key(path: &Path) -> Option<CacheKey> {
     #[derive(Deserialize)]
     struct KeyOnly {
         key: Option<CacheKey>,
+    }
+    const KEY_FIRST: &[u8] = b"{\"key\":\"";
+    let mut head = [0u8; 96];
+    let n = crate::layer::read_full(&mut File::open(path).ok()?, &mut head).ok()?;
+    let head = &head[..n];
+    if head.starts_with(b"{\"key\":null,") {
+        return None;
+    }
+    if let Some(rest) = head.strip_prefix(KEY_FIRST)
+        && let Some(end) = rest.iter().position(|b| *b == b'"')
+        && let Ok(key) = std::str::from_utf8(&rest[..end]).map(str::parse::<CacheKey>)
+    {
+        return key.ok();
     }
     serde_json::from_slice::<KeyOnly>(&fs::read(path).ok()?)
         .ok()?
@@ -792,6 +807,11 @@ mod tests {
         assert_eq!(cache.inputs_key(&slot), None);
         fs::write(cache.inputs_path(&slot), b"{\"key\": \"sha256:").unwrap();
         assert_eq!(cache.inputs_key(&slot), None);
+        // A file whose key is not its first field (spaced, or written by hand) is parsed whole.
+        let key = KeyBuilder::new("step").str("n", "2").finish();
+        let spaced = format!("{{ \"instruction\": \"RUN x\", \"key\": \"{key}\" }}");
+        fs::write(cache.inputs_path(&slot), spaced).unwrap();
+        assert_eq!(cache.inputs_key(&slot), Some(key));
     }
 
     #[test]
