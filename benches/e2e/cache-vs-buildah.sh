@@ -9,7 +9,8 @@
 #          pip reaches PyPI with the host's CA bundle mounted into its RUN step
 # Scenarios, per context and tool:
 #   cold     empty cache, store and target repository (kiln: fresh --cache-dir and --store;
-#            buildah: fresh --root)
+#            buildah: fresh --root); BENCH_COLD_RUNS runs (1 by default), each from nothing
+#            and to a repository of its own
 #   warm     the same build again, nothing changed (BENCH_RUNS runs, 3 by default)
 #   changed  one source file changed before each build (BENCH_RUNS runs; many: 10 kB of new bytes
 #            in one of the 5,000 files; flask: a line appended to app.py)
@@ -36,6 +37,10 @@ fi
 
 kiln=$(realpath "${KILN:-target/release/kiln}")
 runs=${BENCH_RUNS:-3}
+cold_runs=${BENCH_COLD_RUNS:-1}
+# Appended to every repository name: each cold run but the last pushes to an empty repository
+# of its own; the last, and the warm and changed runs after it, to the plain name.
+suffix=
 read -r -a drivers <<<"${BUILDAH_DRIVERS-vfs overlay}"
 read -r -a contexts <<<"${BENCH_CONTEXTS:-many flask}"
 work=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/kiln-cache-bench.XXXXXX")
@@ -142,7 +147,7 @@ kiln_build() { # ctx scenario run
   mapfile -t vol < <(volumes "$ctx")
   if ! /usr/bin/time -f '%e %M' -o "$out/time" "$kiln" build -q \
     --store "$work/kiln/$ctx/store" --cache-dir "$work/kiln/$ctx/cache" \
-    --report "$out/report.json" --push -t "$reg/$ctx-kiln:latest" "${vol[@]}" \
+    --report "$out/report.json" --push -t "$reg/$ctx-kiln$suffix:latest" "${vol[@]}" \
     "$work/ctx/$ctx" >"$out/log" 2>&1; then
     cat "$out/log" >&2
     exit 1
@@ -156,7 +161,7 @@ kiln_build() { # ctx scenario run
 
 buildah_build() { # driver ctx scenario run
   local driver=$1 ctx=$2 tool=buildah-$1
-  local out=$work/out/$tool-$2-$3-$4 tag=$reg/$2-$tool:latest
+  local out=$work/out/$tool-$2-$3-$4 tag=$reg/$2-$tool$suffix:latest
   mkdir -p "$out"
   mapfile -t vol < <(volumes "$ctx")
   date +%s.%N >"$out/started"
@@ -194,7 +199,19 @@ each_tool() { # ctx scenario run
 }
 
 for ctx in "${contexts[@]}"; do
-  each_tool "$ctx" cold 1
+  for i in $(seq "$cold_runs"); do
+    suffix=-cold$i
+    if [ "$i" = "$cold_runs" ]; then suffix=; fi
+    # Each cold run starts from nothing: no store, cache or buildah root of an earlier one.
+    rm -rf "${work:?}/kiln/$ctx"
+    for driver in "${drivers[@]}"; do
+      root=$work/buildah-$driver/$ctx
+      findmnt -rn -o TARGET | grep "^$root/" | sort -r | xargs -r umount -l 2>/dev/null || true
+      rm -rf "$root"
+    done
+    each_tool "$ctx" cold "$i"
+  done
+  suffix=
   for i in $(seq "$runs"); do
     each_tool "$ctx" warm "$i"
   done
