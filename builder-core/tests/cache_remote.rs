@@ -17,7 +17,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use builder_core::build::remote_cache::{RemoteCacheError, RemoteCaches, export};
+use builder_core::build::remote_cache::{
+    CacheBlobs, ExportOptions, RemoteCacheError, RemoteCaches, export,
+};
 use builder_core::cache::remote::{
     CACHE_ARTIFACT_TYPE, CACHE_CONFIG_MEDIA_TYPE, RemoteCacheConfig,
 };
@@ -192,12 +194,16 @@ fn export_plain(
         client,
         dest,
         records,
-        store,
-        None,
-        &RemoteCaches::none(),
-        &[],
-        None,
-        NOW,
+        &CacheBlobs {
+            store,
+            local: None,
+            imported: &RemoteCaches::none(),
+        },
+        &ExportOptions {
+            mount_from: &[],
+            ttl: None,
+            now: NOW,
+        },
     )
 }
 
@@ -274,12 +280,16 @@ fn a_second_export_merges_into_the_one_tag() {
             &client,
             &dest,
             records.clone(),
-            &store,
-            None,
-            &none,
-            &[],
-            None,
-            NOW,
+            &CacheBlobs {
+                store: &store,
+                local: None,
+                imported: &none,
+            },
+            &ExportOptions {
+                mount_from: &[],
+                ttl: None,
+                now: NOW,
+            },
         )
         .unwrap();
     }
@@ -298,12 +308,16 @@ fn a_second_export_merges_into_the_one_tag() {
         &client,
         &dest,
         vec![stale],
-        &store,
-        None,
-        &none,
-        &[],
-        None,
-        NOW,
+        &CacheBlobs {
+            store: &store,
+            local: None,
+            imported: &none,
+        },
+        &ExportOptions {
+            mount_from: &[],
+            ttl: None,
+            now: NOW,
+        },
     )
     .unwrap();
     assert_eq!(skopeo_config(&registry, "cache:main").entries, want);
@@ -326,12 +340,16 @@ fn re_exporting_the_same_entries_uploads_nothing_and_keeps_the_digest() {
         &client,
         &dest,
         records.clone(),
-        &store,
-        None,
-        &none,
-        &[],
-        None,
-        NOW,
+        &CacheBlobs {
+            store: &store,
+            local: None,
+            imported: &none,
+        },
+        &ExportOptions {
+            mount_from: &[],
+            ttl: None,
+            now: NOW,
+        },
     )
     .unwrap();
     assert_eq!(first.blobs.len(), 3, "config and two layers");
@@ -351,12 +369,16 @@ fn re_exporting_the_same_entries_uploads_nothing_and_keeps_the_digest() {
         &client,
         &dest,
         reversed,
-        &store,
-        None,
-        &none,
-        &[],
-        None,
-        NOW,
+        &CacheBlobs {
+            store: &store,
+            local: None,
+            imported: &none,
+        },
+        &ExportOptions {
+            mount_from: &[],
+            ttl: None,
+            now: NOW,
+        },
     )
     .unwrap();
     assert_eq!(again.digest, first.digest);
@@ -369,12 +391,16 @@ fn re_exporting_the_same_entries_uploads_nothing_and_keeps_the_digest() {
         &client,
         &dest,
         Vec::new(),
-        &store,
-        None,
-        &none,
-        &[],
-        None,
-        NOW,
+        &CacheBlobs {
+            store: &store,
+            local: None,
+            imported: &none,
+        },
+        &ExportOptions {
+            mount_from: &[],
+            ttl: None,
+            now: NOW,
+        },
     )
     .unwrap();
     assert_eq!(empty.digest, first.digest);
@@ -398,12 +424,16 @@ fn ttl_drops_entries_older_than_it() {
         &client,
         &dest,
         vec![old.clone(), recent.clone()],
-        &store,
-        None,
-        &none,
-        &[],
-        None,
-        NOW,
+        &CacheBlobs {
+            store: &store,
+            local: None,
+            imported: &none,
+        },
+        &ExportOptions {
+            mount_from: &[],
+            ttl: None,
+            now: NOW,
+        },
     )
     .unwrap();
     let new = record(&store, "new step", Some("new\n"), NOW);
@@ -411,12 +441,16 @@ fn ttl_drops_entries_older_than_it() {
         &client,
         &dest,
         vec![new.clone()],
-        &store,
-        None,
-        &none,
-        &[],
-        Some(Duration::from_secs(3600)),
-        NOW,
+        &CacheBlobs {
+            store: &store,
+            local: None,
+            imported: &none,
+        },
+        &ExportOptions {
+            mount_from: &[],
+            ttl: Some(Duration::from_secs(3600)),
+            now: NOW,
+        },
     )
     .unwrap();
 
@@ -525,12 +559,16 @@ fn blobs_of_a_cache_in_one_repository_are_mounted_into_another() {
         &client,
         &team_b,
         imported.records().cloned().collect::<Vec<_>>(),
-        &other,
-        None,
-        &imported,
-        &[],
-        None,
-        NOW,
+        &CacheBlobs {
+            store: &other,
+            local: None,
+            imported: &imported,
+        },
+        &ExportOptions {
+            mount_from: &[],
+            ttl: None,
+            now: NOW,
+        },
     )
     .unwrap();
     let mounted = outcomes(&report);
@@ -568,12 +606,16 @@ fn blobs_of_a_cache_in_one_repository_are_mounted_into_another() {
         &client,
         &team_b,
         vec![extra.clone()],
-        &empty,
-        None,
-        &RemoteCaches::none(),
-        &[Repository::of(&reference(&registry, "team-c/cache:main"))],
-        None,
-        NOW,
+        &CacheBlobs {
+            store: &empty,
+            local: None,
+            imported: &RemoteCaches::none(),
+        },
+        &ExportOptions {
+            mount_from: &[Repository::of(&reference(&registry, "team-c/cache:main"))],
+            ttl: None,
+            now: NOW,
+        },
     )
     .unwrap();
     assert_eq!(
@@ -603,12 +645,16 @@ fn blobs_come_from_the_local_cache_or_are_downloaded_from_an_imported_one() {
         &client,
         &dest,
         vec![record.clone()],
-        &empty,
-        Some(&local),
-        &RemoteCaches::none(),
-        &[],
-        None,
-        NOW,
+        &CacheBlobs {
+            store: &empty,
+            local: Some(&local),
+            imported: &RemoteCaches::none(),
+        },
+        &ExportOptions {
+            mount_from: &[],
+            ttl: None,
+            now: NOW,
+        },
     )
     .unwrap();
     let (imported, _) = import(&client, std::slice::from_ref(&dest), &empty);
@@ -625,12 +671,16 @@ fn blobs_come_from_the_local_cache_or_are_downloaded_from_an_imported_one() {
         &client,
         &reference(&elsewhere, "mirror/cache:main"),
         imported.records().cloned().collect::<Vec<_>>(),
-        &third,
-        None,
-        &imported,
-        &[],
-        None,
-        NOW,
+        &CacheBlobs {
+            store: &third,
+            local: None,
+            imported: &imported,
+        },
+        &ExportOptions {
+            mount_from: &[],
+            ttl: None,
+            now: NOW,
+        },
     )
     .unwrap();
     assert!(matches!(

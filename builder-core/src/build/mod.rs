@@ -1040,12 +1040,16 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
             client,
             dest,
             caching.exported.clone(),
-            &store,
-            caching.local.as_ref(),
-            imported,
-            &mount_from,
-            options.cache.ttl,
-            wall_now,
+            &remote_cache::CacheBlobs {
+                store: &store,
+                local: caching.local.as_ref(),
+                imported,
+            },
+            &remote_cache::ExportOptions {
+                mount_from: &mount_from,
+                ttl: options.cache.ttl,
+                now: wall_now,
+            },
         )?;
         reporter.report(BuildEvent::Exported(format!("cache `{dest}`")));
     }

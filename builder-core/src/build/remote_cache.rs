@@ -11,7 +11,7 @@
 //! # Example
 //!
 //! ```no_run
-//! use builder_core::build::remote_cache::{RemoteCaches, export};
+//! use builder_core::build::remote_cache::{CacheBlobs, ExportOptions, RemoteCaches, export};
 //! use builder_core::oci::{OciLayout, Reference};
 //! use builder_core::registry::{BlockingClient, ClientOptions};
 //!
@@ -22,7 +22,7 @@
 //! let imported = RemoteCaches::import(&client, &[cache.clone()], &store, &mut warnings)?;
 //! // ... build, looking steps up with `imported.get(&key)` ...
 //! let records: Vec<_> = imported.records().cloned().collect();
-//! let report = export(&client, &cache, records, &store, None, &imported, &[], None, 1_700_000_000)?;
+//! let report = export(&client, &cache, records, &CacheBlobs { store: &store, local: None, imported: &imported }, &ExportOptions { mount_from: &[], ttl: None, now: 1_700_000_000 })?;
 //! assert_eq!(report.tags.len(), 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -502,27 +502,49 @@ impl Image for CacheImage<'_> {
     }
 }
 
+/// Where the blobs of the exported entries are read from, in this order.
+#[derive(Clone, Copy)]
+pub struct CacheBlobs<'a> {
+    /// The image store (layers this build wrote or pulled).
+    pub store: &'a OciLayout,
+    /// The local cache's content store.
+    pub local: Option<&'a LocalCache>,
+    /// The caches imported with `--cache-from` (blobs not downloaded yet come from there).
+    pub imported: &'a RemoteCaches,
+}
+
+/// How a cache is exported.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportOptions<'a> {
+    /// Repositories on the destination's registry to mount blobs from, after those of the
+    /// imported caches.
+    pub mount_from: &'a [Repository],
+    /// Entries older than this are left out (`--cache-ttl`).
+    pub ttl: Option<Duration>,
+    /// The time now, unix seconds.
+    pub now: i64,
+}
+
 /// Pushes `records` to `dest` (`--cache-to`) merged with what `dest` already holds (read first;
 /// absent is fine, anything but a kiln cache is an error rather than overwritten), dropping
-/// merged entries created more than `ttl` before `now` (seconds since the epoch) when `ttl` is
-/// set. On the same key the newer record wins.
+/// merged entries created more than `options.ttl` before `options.now` when a ttl is set. On the same key the newer record wins.
 ///
-/// Layer blobs the destination lacks are read from `store`, else from `local` (the local cache's
-/// content store), else downloaded through `imported`; a blob the destination already has is not
+/// Layer blobs the destination lacks are read from `blobs` (the store, else the local cache,
+/// else downloaded through the imported caches); a blob the destination already has is not
 /// moved, and one in a repository of the same registry (the imported caches' repositories, then
-/// `extra_mount_from`) is mounted. The same merged entries give the same manifest digest.
-#[allow(clippy::too_many_arguments)]
+/// `options.mount_from`) is mounted. The same merged entries give the same manifest digest.
 pub fn export(
     client: &BlockingClient,
     dest: &Reference,
     records: impl Into<RemoteCacheConfig>,
-    store: &OciLayout,
-    local: Option<&LocalCache>,
-    imported: &RemoteCaches,
-    extra_mount_from: &[Repository],
-    ttl: Option<Duration>,
-    now: i64,
+    blobs: &CacheBlobs<'_>,
+    options: &ExportOptions<'_>,
 ) -> Result<PushReport, RemoteCacheError> {
+    let CacheBlobs {
+        store,
+        local,
+        imported,
+    } = *blobs;
     if dest.digest().is_some() {
         return Err(RemoteCacheError::DigestDestination {
             reference: dest.to_string(),
@@ -531,8 +553,11 @@ pub fn export(
     let dest = with_tag(dest);
     let mut merged = read_cache(client, &dest, store)?.unwrap_or_default();
     merged.merge(records.into());
-    if let Some(ttl) = ttl {
-        merged.expire(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX), now);
+    if let Some(ttl) = options.ttl {
+        merged.expire(
+            i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
+            options.now,
+        );
     }
 
     let config = merged.to_bytes();
@@ -552,7 +577,7 @@ pub fn export(
         client,
     };
     let mut mount_from = imported.mount_order(&merged);
-    for repository in extra_mount_from {
+    for repository in options.mount_from {
         if !mount_from.contains(repository) {
             mount_from.push(repository.clone());
         }
