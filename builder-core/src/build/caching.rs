@@ -27,6 +27,9 @@ pub(super) struct Caching {
     /// Every record of this build, hits included, and the inputs at each step position (for
     /// `--cache-to`).
     pub(super) exported: RemoteCacheConfig,
+    /// Whether the inputs go into `exported` too: a copy of a large COPY's inputs (one entry
+    /// per file) is not made for a build that exports no cache.
+    pub(super) export_inputs: bool,
 }
 
 /// How a step got its result.
@@ -148,7 +151,9 @@ impl Caching {
                 local.set_inputs(slot, inputs).map_err(BuildError::Cache)?;
             }
         }
-        self.exported.inputs.insert(slot.clone(), inputs.clone());
+        if self.export_inputs {
+            self.exported.inputs.insert(slot.clone(), inputs.clone());
+        }
         self.exported.entries.insert(record.key.clone(), record);
         Ok(())
     }

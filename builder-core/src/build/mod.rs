@@ -669,6 +669,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
         ttl: options.cache.ttl,
         now: wall_now,
         exported: cache::remote::RemoteCacheConfig::default(),
+        export_inputs: !options.cache.to.is_empty(),
     };
     let uploads = match options.tags.first() {
         Some(tag) if options.push && options.upload_while_building => {

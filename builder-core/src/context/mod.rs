@@ -32,6 +32,7 @@ pub use filter::WalkFilter;
 pub use hash::FileHashes;
 pub use ignorefile::read_all;
 pub use patternmatcher::{MatchInfo, Pattern, PatternError, PatternMatcher};
+pub(crate) use walk::join_rel;
 pub use walk::{ContextEntry, Walk, walk_filtered};
 
 /// A context path named by a `COPY`/`ADD` source.

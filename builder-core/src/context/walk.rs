@@ -232,11 +232,7 @@ impl Walk<'_> {
             self.stack.pop();
             return Some(());
         };
-        let rel = if frame.rel.is_empty() {
-            name
-        } else {
-            format!("{}/{name}", frame.rel)
-        };
+        let rel = join_rel(&frame.rel, &name);
         let states = frame.states.clone();
         let path = self.root.join(&rel);
         match entry.metadata() {
@@ -253,6 +249,19 @@ impl Walk<'_> {
         }
         Some(())
     }
+}
+
+/// `parent/name`, or `name` under the root (`""`); built directly, as it is done once per
+/// file of every walk.
+pub(crate) fn join_rel(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        return name.to_string();
+    }
+    let mut rel = String::with_capacity(parent.len() + 1 + name.len());
+    rel.push_str(parent);
+    rel.push('/');
+    rel.push_str(name);
+    rel
 }
 
 impl Iterator for Walk<'_> {

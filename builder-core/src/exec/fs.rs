@@ -209,11 +209,7 @@ pub(crate) fn split_parent(path: &str) -> (&str, &str) {
 
 /// Joins a relative parent and a name.
 pub(crate) fn join(parent: &str, name: &str) -> String {
-    if parent.is_empty() {
-        name.to_string()
-    } else {
-        format!("{parent}/{name}")
-    }
+    crate::context::join_rel(parent, name)
 }
 
 #[cfg(test)]
