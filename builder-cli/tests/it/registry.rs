@@ -108,6 +108,32 @@ fn login_build_push_and_push_from_the_store() {
         built.stderr
     );
     assert_eq!(registry.inspect("team/app:1")["Digest"], digest);
+    assert!(
+        built.stderr.contains(": pushed while it was built"),
+        "the COPY layer goes up while the build runs, with the push's token:\n{}",
+        built.stderr
+    );
+
+    // With --push-after-build the rebuilt layer waits for the push, as with docker.
+    let mut cmd = kiln(&sb);
+    cmd.args(args![
+        "build",
+        "--store",
+        sb.store(),
+        "--no-cache",
+        "--push",
+        "--push-after-build",
+        "-t",
+        registry.reference("team/other:1"),
+        &ctx
+    ]);
+    let after = run(&mut cmd).success();
+    assert!(
+        !after.stderr.contains("while it was built") && after.stderr.contains(": pushed\n"),
+        "{}",
+        after.stderr
+    );
+    assert_eq!(registry.inspect("team/other:1")["Digest"], after.digest());
 
     // A local build pushed afterwards with `kiln push`.
     let mut cmd = kiln(&sb);
