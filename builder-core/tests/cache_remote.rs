@@ -190,6 +190,17 @@ fn export_plain(
     records: Vec<CacheRecord>,
     store: &OciLayout,
 ) -> Result<PushReport, RemoteCacheError> {
+    export_with(client, dest, records, store, &RemoteCaches::none())
+}
+
+/// Exports `records`, their blobs read from `store`, else through `imported`.
+fn export_with(
+    client: &BlockingClient,
+    dest: &Reference,
+    records: Vec<CacheRecord>,
+    store: &OciLayout,
+    imported: &RemoteCaches,
+) -> Result<PushReport, RemoteCacheError> {
     export(
         client,
         dest,
@@ -197,7 +208,7 @@ fn export_plain(
         &CacheBlobs {
             store,
             local: None,
-            imported: &RemoteCaches::none(),
+            imported,
         },
         &ExportOptions {
             mount_from: &[],
@@ -274,24 +285,8 @@ fn a_second_export_merges_into_the_one_tag() {
         // The same key rebuilt later: the newer record replaces the older one.
         record(&store, "make lib", Some("lib, rebuilt\n"), NOW - 5),
     ];
-    let none = RemoteCaches::none();
     for records in [&first, &second] {
-        export(
-            &client,
-            &dest,
-            records.clone(),
-            &CacheBlobs {
-                store: &store,
-                local: None,
-                imported: &none,
-            },
-            &ExportOptions {
-                mount_from: &[],
-                ttl: None,
-                now: NOW,
-            },
-        )
-        .unwrap();
+        export_plain(&client, &dest, records.clone(), &store).unwrap();
     }
 
     assert_eq!(skopeo_tags(&registry, "cache"), ["main"]);
@@ -304,22 +299,7 @@ fn a_second_export_merges_into_the_one_tag() {
 
     // An older record for a key does not replace a newer one already in the cache.
     let stale = record(&store, "make app", Some("app, stale\n"), NOW - 1000);
-    export(
-        &client,
-        &dest,
-        vec![stale],
-        &CacheBlobs {
-            store: &store,
-            local: None,
-            imported: &none,
-        },
-        &ExportOptions {
-            mount_from: &[],
-            ttl: None,
-            now: NOW,
-        },
-    )
-    .unwrap();
+    export_plain(&client, &dest, vec![stale], &store).unwrap();
     assert_eq!(skopeo_config(&registry, "cache:main").entries, want);
 }
 
@@ -335,23 +315,7 @@ fn re_exporting_the_same_entries_uploads_nothing_and_keeps_the_digest() {
         record(&store, "step two", Some("2\n"), NOW - 10),
         record(&store, "step three", None, NOW - 5),
     ];
-    let none = RemoteCaches::none();
-    let first = export(
-        &client,
-        &dest,
-        records.clone(),
-        &CacheBlobs {
-            store: &store,
-            local: None,
-            imported: &none,
-        },
-        &ExportOptions {
-            mount_from: &[],
-            ttl: None,
-            now: NOW,
-        },
-    )
-    .unwrap();
+    let first = export_plain(&client, &dest, records.clone(), &store).unwrap();
     assert_eq!(first.blobs.len(), 3, "config and two layers");
     assert!(
         first
@@ -365,44 +329,14 @@ fn re_exporting_the_same_entries_uploads_nothing_and_keeps_the_digest() {
     // Same entries, given in another order: the same manifest, and every blob already there.
     let mut reversed = records.clone();
     reversed.reverse();
-    let again = export(
-        &client,
-        &dest,
-        reversed,
-        &CacheBlobs {
-            store: &store,
-            local: None,
-            imported: &none,
-        },
-        &ExportOptions {
-            mount_from: &[],
-            ttl: None,
-            now: NOW,
-        },
-    )
-    .unwrap();
+    let again = export_plain(&client, &dest, reversed, &store).unwrap();
     assert_eq!(again.digest, first.digest);
     assert_eq!(again.blobs.len(), 3);
     for b in &again.blobs {
         assert_eq!(b.outcome, BlobOutcome::Exists, "{}", b.digest);
     }
     // Nothing new at all (the records are already in the cache) is the same manifest too.
-    let empty = export(
-        &client,
-        &dest,
-        Vec::new(),
-        &CacheBlobs {
-            store: &store,
-            local: None,
-            imported: &none,
-        },
-        &ExportOptions {
-            mount_from: &[],
-            ttl: None,
-            now: NOW,
-        },
-    )
-    .unwrap();
+    let empty = export_plain(&client, &dest, Vec::new(), &store).unwrap();
     assert_eq!(empty.digest, first.digest);
     assert_eq!(
         Digest::of(&registry.raw_manifest("cache:main")),
@@ -420,22 +354,7 @@ fn ttl_drops_entries_older_than_it() {
     let old = record(&store, "old step", Some("old\n"), NOW - 7200);
     let recent = record(&store, "recent step", Some("recent\n"), NOW - 1800);
     let none = RemoteCaches::none();
-    export(
-        &client,
-        &dest,
-        vec![old.clone(), recent.clone()],
-        &CacheBlobs {
-            store: &store,
-            local: None,
-            imported: &none,
-        },
-        &ExportOptions {
-            mount_from: &[],
-            ttl: None,
-            now: NOW,
-        },
-    )
-    .unwrap();
+    export_plain(&client, &dest, vec![old.clone(), recent.clone()], &store).unwrap();
     let new = record(&store, "new step", Some("new\n"), NOW);
     export(
         &client,
@@ -555,20 +474,12 @@ fn blobs_of_a_cache_in_one_repository_are_mounted_into_another() {
     let other = OciLayout::open_or_create(tmp.path().join("other")).unwrap();
     let (imported, _) = import(&client, std::slice::from_ref(&team_a), &other);
     let team_b = reference(&registry, "team-b/cache:main");
-    let report = export(
+    let report = export_with(
         &client,
         &team_b,
         imported.records().cloned().collect::<Vec<_>>(),
-        &CacheBlobs {
-            store: &other,
-            local: None,
-            imported: &imported,
-        },
-        &ExportOptions {
-            mount_from: &[],
-            ttl: None,
-            now: NOW,
-        },
+        &other,
+        &imported,
     )
     .unwrap();
     let mounted = outcomes(&report);
