@@ -33,16 +33,7 @@ measure "buildah, Flask example, cold" "${bah[@]}" build --isolation chroot --la
   -v "$ca:$ca:ro" -t flask:buildah "$work/flask"
 
 # busybox + 5,000 files (~50 MB) + RUN steps.
-mkdir -p "$work/many/files"
-python3 - "$work/many/files" <<'PY'
-import os, sys
-root = sys.argv[1]
-for d in range(50):
-    os.makedirs(f"{root}/d{d:02}")
-    for f in range(100):
-        with open(f"{root}/d{d:02}/f{f:03}.bin", "wb") as fh:
-            fh.write(os.urandom(10_000))
-PY
+benches/e2e/make-many-context.sh "$work/many/files"
 cat > "$work/many/Dockerfile" <<'DF'
 FROM busybox:latest
 COPY files/ /data/

@@ -98,16 +98,7 @@ skopeo copy -q --dest-tls-verify=false "oci:$python:python:3.11-slim" "docker://
 skopeo copy -q --dest-tls-verify=false "oci:$busybox:busybox:latest" "docker://$reg/busybox:latest"
 
 # The contexts.
-mkdir -p "$work/ctx/many/files"
-python3 - "$work/ctx/many/files" <<'PY'
-import os, sys
-root = sys.argv[1]
-for d in range(50):
-    os.makedirs(f"{root}/d{d:02}")
-    for f in range(100):
-        with open(f"{root}/d{d:02}/f{f:03}.bin", "wb") as fh:
-            fh.write(os.urandom(10_000))
-PY
+benches/e2e/make-many-context.sh "$work/ctx/many/files"
 cat >"$work/ctx/many/Dockerfile" <<DF
 FROM $reg/busybox:latest
 COPY files/ /data/

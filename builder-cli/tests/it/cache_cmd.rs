@@ -125,22 +125,21 @@ fn ls_stats_and_prune_show_and_clean_what_builds_left() {
 #[test]
 fn bad_sizes_and_durations_are_usage_errors() {
     let sb = Sandbox::new();
-    let mut cmd = sb.kiln();
-    cmd.args(["cache", "prune", "--keep-storage", "5 parsecs"]);
-    let out = run(&mut cmd);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("invalid --keep-storage `5 parsecs`"),
-        "{}",
-        out.stderr
-    );
-    let mut cmd = sb.kiln();
-    cmd.args(["build", "--cache-ttl", "soon", "."]);
-    let out = run(&mut cmd);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("invalid --cache-ttl `soon`"),
-        "{}",
-        out.stderr
-    );
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &["cache", "prune", "--keep-storage", "5 parsecs"],
+            "invalid --keep-storage `5 parsecs`",
+        ),
+        (
+            &["build", "--cache-ttl", "soon", "."],
+            "invalid --cache-ttl `soon`",
+        ),
+    ];
+    for (args, message) in cases {
+        let mut cmd = sb.kiln();
+        cmd.args(args);
+        let out = run(&mut cmd);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(out.stderr.contains(message), "{}", out.stderr);
+    }
 }
