@@ -369,6 +369,59 @@ fn walk_below_a_linked_parent_resolves_it_inside_the_context() {
     ));
 }
 
+/// What a walk shows of each entry: relative and host path, type, size and inode.
+type Described = (String, std::path::PathBuf, bool, bool, u64, u64);
+
+fn described(walk: builder_core::context::Walk<'_>) -> Vec<Described> {
+    use std::os::unix::fs::MetadataExt;
+    walk.map(|entry| {
+        let entry = entry.unwrap();
+        let m = &entry.metadata;
+        (
+            entry.rel,
+            entry.path,
+            m.is_dir(),
+            m.is_symlink(),
+            m.len(),
+            m.ino(),
+        )
+    })
+    .collect()
+}
+
+#[test]
+fn prefetched_walks_are_the_walks_and_each_is_handed_out_once() {
+    let (_dir, mut context) = context(Some("**/*.txt\n!dir/sub/y.txt\nsecret\n"));
+    symlink("../secret", context.root().join("dir/secret-link")).unwrap();
+    symlink("/dir", context.root().join("dir-link")).unwrap();
+    // Directories (through a link, and by a wildcard), a file, and sources that name nothing
+    // or leave the context: only the directories are walked ahead.
+    context.prefetch([".", "dir-link/sub", "d*-b", "a.txt", "missing", "../x"]);
+    for rel in ["", "dir-link/sub", "dir-b"] {
+        let fresh = described(context.walk(rel).unwrap());
+        let walk = context.walk_prefetched(rel).unwrap();
+        assert!(walk.is_prefetched(), "{rel}");
+        assert_eq!(described(walk), fresh, "{rel}");
+        assert!(!fresh.is_empty());
+        let again = context.walk_prefetched(rel).unwrap();
+        assert!(!again.is_prefetched(), "{rel} handed out twice");
+        assert_eq!(described(again), fresh, "{rel}");
+    }
+    assert_eq!(
+        described(context.walk("dir/sub").unwrap())
+            .iter()
+            .map(|d| d.0.as_str())
+            .collect::<Vec<_>>(),
+        ["dir/sub", "dir/sub/y.txt"]
+    );
+    let file = context.walk_prefetched("a.txt").unwrap();
+    assert!(!file.is_prefetched());
+    assert!(matches!(
+        context.walk_prefetched("../x").unwrap_err(),
+        ContextError::OutsideContext { .. }
+    ));
+}
+
 #[test]
 fn extra_filter_stacks_on_the_ignore_file() {
     let (_dir, context) = context(Some("c.md\n"));

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use crate::cache::{CacheKey, FileState, KeyBuilder, StepInputs};
 use crate::context::{BuildContext, FileHashes};
+use crate::dockerfile::{Command, Dockerfile};
 use crate::exec::ExecError;
-use crate::exec::copy::context_inputs;
+use crate::exec::copy::{ContextWalks, context_inputs};
 use crate::oci::{Digest, Platform};
 use crate::plan::{Op, Step};
 
@@ -35,6 +36,31 @@ pub(super) fn root_key(
     k.finish()
 }
 
+/// The `COPY`/`ADD` sources in the context that `parsed` names as written, for
+/// [`BuildContext::prefetch`]: those that variables, quotes or escapes cannot change (the plan
+/// expands the rest), that are neither here-documents nor URLs, and without `--from` or
+/// `--parents`. A source the plan then reads differently is walked again when asked for.
+pub(super) fn prefetch_sources(parsed: &Dockerfile) -> Vec<&str> {
+    let escape = parsed.directives.escape;
+    let literal = |word: &&String| {
+        !word.starts_with("<<")
+            && !word.contains("://")
+            && !word.starts_with("git@")
+            && !word.contains(['$', '\'', '"', escape])
+    };
+    parsed
+        .instructions
+        .iter()
+        .filter(|i| i.flag("from").is_none() && i.flag("parents").is_none())
+        .flat_map(|i| match &i.command {
+            Command::Copy { sources, .. } | Command::Add { sources, .. } => sources.as_slice(),
+            _ => &[],
+        })
+        .filter(literal)
+        .map(String::as_str)
+        .collect()
+}
+
 /// Where a step stands in the build, for finding the inputs of the last build at the same place.
 /// The context is named by its directory's name and the Dockerfile by its path inside it, so a
 /// fresh checkout of the same project in another directory (as CI runners make) still finds
@@ -54,7 +80,16 @@ pub(super) fn slot(context: &Path, dockerfile: &Path, stage: usize, step: usize)
         .finish()
 }
 
-/// The key of `step` and the inputs it was made from.
+/// A step's key and the inputs it was made from.
+pub(super) struct StepKey {
+    pub key: CacheKey,
+    pub inputs: StepInputs,
+    /// Whether a context walk behind it was made ahead of time, so may describe the context as
+    /// the build began rather than as it is now (see [`BuildContext::prefetch`]).
+    pub prefetched: bool,
+}
+
+/// The key of `step` and the inputs it was made from, from the context walks `walks` allows.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn step_key(
     parent: &CacheKey,
@@ -65,7 +100,8 @@ pub(super) fn step_key(
     base: Option<String>,
     context: &BuildContext,
     hashes: &mut FileHashes,
-) -> Result<(CacheKey, StepInputs), ExecError> {
+    walks: ContextWalks,
+) -> Result<StepKey, ExecError> {
     let mut inputs = StepInputs {
         key: None,
         instruction: canonical,
@@ -76,11 +112,14 @@ pub(super) fn step_key(
         from,
         ..StepInputs::default()
     };
+    let mut prefetched = false;
     match &step.op {
         Op::Copy(op) => {
             inputs.scope_args = step.build_args.clone();
             let mut first_link: HashMap<(u64, u64), String> = HashMap::new();
-            for input in context_inputs(op, context)? {
+            let read = context_inputs(op, context, walks)?;
+            prefetched = read.prefetched;
+            for input in read.files {
                 let state = file_state(
                     &input.path,
                     &input.host,
@@ -108,7 +147,11 @@ pub(super) fn step_key(
     }
     let key = key_of(&inputs);
     inputs.key = Some(key.clone());
-    Ok((key, inputs))
+    Ok(StepKey {
+        key,
+        inputs,
+        prefetched,
+    })
 }
 
 fn key_of(inputs: &StepInputs) -> CacheKey {
@@ -191,4 +234,36 @@ fn file_state(
         mode,
         content,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefetch_sources;
+    use crate::diag::SourceFile;
+    use crate::dockerfile;
+
+    #[test]
+    fn prefetch_takes_the_context_sources_that_read_as_written() {
+        let text = r#"FROM scratch AS s
+ARG V=x
+COPY a b/ /x/
+COPY ["c d", "/y/"]
+COPY --from=s e /z/
+COPY --parents p/ /
+COPY $V ${V}/ /w/
+COPY "q" 'r' s\t /v/
+COPY <<EOF /f
+hi
+EOF
+ADD http://example.com/a.tar /u/
+ADD git@github.com:o/r.git /g/
+ADD src.tar *.md /t/
+COPY --chmod=644 --exclude=*.log logs/ /l/
+"#;
+        let parsed = dockerfile::parse(SourceFile::new("Dockerfile", text)).unwrap();
+        assert_eq!(
+            prefetch_sources(&parsed),
+            ["a", "b/", "c d", "src.tar", "*.md", "logs/"]
+        );
+    }
 }

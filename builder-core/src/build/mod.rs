@@ -26,6 +26,7 @@ use crate::cache::{self, CacheError, CacheKey, CacheRecord, CachedLayer, LocalCa
 use crate::context::{BuildContext, ContextError, FileHashes};
 use crate::diag::{Location, SourceFile};
 use crate::dockerfile::{self, ParseError};
+use crate::exec::copy::ContextWalks;
 use crate::exec::fs::FsTree;
 use crate::exec::sandbox::{BindMount, Isolation, SandboxError, detect_isolation};
 use crate::exec::{self, ArchiveExtractor, ExecError, StepEnv};
@@ -610,9 +611,11 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
     let source = read_dockerfile(&dockerfile_path)?;
     let parsed = dockerfile::parse(source)?;
     let store = OciLayout::open_or_create(&options.store_dir)?;
-    // The context and the cache first: the memo of context file hashes is read on a thread
-    // of its own while the plan resolves base images.
-    let context = BuildContext::open(&options.context_dir, Some(&dockerfile_path))?;
+    // The context and the cache first: the directories the COPY steps read are walked, and the
+    // memo of context file hashes is read, on threads of their own while the plan resolves
+    // base images.
+    let mut context = BuildContext::open(&options.context_dir, Some(&dockerfile_path))?;
+    context.prefetch(keys::prefetch_sources(&parsed));
     let local = match &options.cache.dir {
         Some(dir) => Some(LocalCache::open(dir).map_err(BuildError::Cache)?),
         None => None,
@@ -783,26 +786,50 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                 },
                 _ => (None, None),
             };
-            let (key, inputs) = keys::step_key(
-                &chain.key,
-                step,
-                options.source_date_epoch,
-                canonical,
-                from,
-                base_name.take(),
-                &context,
-                &mut caching.hashes,
-            )
-            .map_err(step_err)?;
+            let base = base_name.take();
+            let key_step = |walks, hashes: &mut FileHashes| {
+                keys::step_key(
+                    &chain.key,
+                    step,
+                    options.source_date_epoch,
+                    canonical.clone(),
+                    from.clone(),
+                    base.clone(),
+                    &context,
+                    hashes,
+                    walks,
+                )
+            };
+            // A file may have changed since the walk made ahead of the build: one made now
+            // tells whether that is the problem.
+            let keyed = key_step(ContextWalks::Prefetched, &mut caching.hashes)
+                .or_else(|_| key_step(ContextWalks::Fresh, &mut caching.hashes))
+                .map_err(step_err)?;
             let slot = keys::slot(context.root(), &dockerfile_path, *index, position);
-            let found = caching.find(&caching::Lookup {
-                key: &key,
+            let lookup = caching::Lookup {
+                key: &keyed.key,
                 slot: &slot,
-                inputs: &inputs,
+                inputs: &keyed.inputs,
                 stage: *index,
                 chain: &chain,
                 source_stage_miss,
-            });
+            };
+            let mut found = caching.find(&lookup);
+            let mut rekeyed = None;
+            if found.is_err() && keyed.prefetched {
+                // What a miss builds must be what its key says, and it copies the context as it
+                // is now: key it from a walk made now.
+                let fresh = key_step(ContextWalks::Fresh, &mut caching.hashes).map_err(step_err)?;
+                if fresh.key != keyed.key {
+                    found = caching.find(&caching::Lookup {
+                        key: &fresh.key,
+                        inputs: &fresh.inputs,
+                        ..lookup
+                    });
+                    rekeyed = Some(fresh);
+                }
+            }
+            let keys::StepKey { key, inputs, .. } = rekeyed.unwrap_or(keyed);
             let cache_status = StepCache::of(&found);
             let layer = match found {
                 Ok((record, source)) => {

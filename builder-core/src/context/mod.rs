@@ -18,6 +18,7 @@ mod ignorefile;
 mod match_path;
 mod pattern_regex;
 mod patternmatcher;
+mod prefetch;
 mod scoped;
 mod source;
 mod walk;
@@ -56,6 +57,7 @@ pub struct BuildContext {
     ignore_file: Option<PathBuf>,
     matcher: PatternMatcher,
     filter: Option<WalkFilter>,
+    prefetch: Option<prefetch::Prefetch>,
 }
 
 impl BuildContext {
@@ -101,7 +103,53 @@ impl BuildContext {
             ignore_file,
             matcher,
             filter,
+            prefetch: None,
         })
+    }
+
+    /// Starts walking, on a thread of its own, the directories that `sources` name (`COPY`
+    /// sources relative to the root, wildcards allowed), for [`Self::walk_prefetched`] to hand
+    /// out. A source that names no directory is left alone; the step that reads it reports any
+    /// problem. Replaces walks an earlier call started and that were not handed out.
+    pub fn prefetch<'s>(&mut self, sources: impl IntoIterator<Item = &'s str>) {
+        let mut starts: Vec<String> = Vec::new();
+        for source in sources {
+            let Ok(found) = self.resolve_source(source) else {
+                continue;
+            };
+            for path in found {
+                if !fs::symlink_metadata(&path.path).is_ok_and(|m| m.is_dir()) {
+                    continue;
+                }
+                if let Ok(start) = self.walk_start(&path.rel)
+                    && !starts.contains(&start)
+                {
+                    starts.push(start);
+                }
+            }
+        }
+        self.prefetch = None;
+        if !starts.is_empty() {
+            let detached = BuildContext {
+                root: self.root.clone(),
+                ignore_file: self.ignore_file.clone(),
+                matcher: self.matcher.clone(),
+                filter: self.filter.clone(),
+                prefetch: None,
+            };
+            self.prefetch = Some(prefetch::Prefetch::start(detached, starts, prefetch::BOUND));
+        }
+    }
+
+    /// Like [`Self::walk`], but hands out the walk [`Self::prefetch`] made of `rel` if there is
+    /// one: entries as they were when the build began, for cache keys. Copying must not use it:
+    /// a file may have changed since.
+    pub fn walk_prefetched(&self, rel: &str) -> Result<Walk<'_>, ContextError> {
+        let start = self.walk_start(rel)?;
+        match self.prefetch.as_ref().and_then(|p| p.take(&start)) {
+            Some(entries) => Ok(Walk::prefetched(&self.root, entries)),
+            None => self.walk_from(&start, None),
+        }
     }
 
     /// The context directory (canonical absolute path).
@@ -156,6 +204,12 @@ impl BuildContext {
         rel: &str,
         extra: Option<&'a WalkFilter>,
     ) -> Result<Walk<'a>, ContextError> {
+        self.walk_from(&self.walk_start(rel)?, extra)
+    }
+
+    /// Where a walk of `rel` starts: cleaned, links in its parent directories resolved inside
+    /// the context, relative to the root (`""` for the root).
+    fn walk_start(&self, rel: &str) -> Result<String, ContextError> {
         let cleaned = cleanpath::clean(rel);
         if cleaned == ".." || cleaned.starts_with("../") {
             return Err(ContextError::OutsideContext {
@@ -174,7 +228,14 @@ impl BuildContext {
             None => cleaned,
         };
         let start = resolved.trim_start_matches('/');
-        let start = if start == "." { "" } else { start };
+        Ok(if start == "." { "" } else { start }.to_owned())
+    }
+
+    fn walk_from<'a>(
+        &'a self,
+        start: &str,
+        extra: Option<&'a WalkFilter>,
+    ) -> Result<Walk<'a>, ContextError> {
         walk_filtered(&self.root, start, self.filter.iter().chain(extra))
     }
 }

@@ -12,8 +12,11 @@ use std::fs::{self, Metadata};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use std::sync::mpsc::Receiver;
+
 use super::error::ContextError;
 use super::filter::{Decision, FilterState, WalkFilter};
+use super::prefetch::Item;
 
 /// One entry found by a walk.
 #[derive(Debug, Clone)]
@@ -33,6 +36,9 @@ pub struct Walk<'a> {
     filters: Vec<&'a WalkFilter>,
     pending: VecDeque<Result<ContextEntry, ContextError>>,
     stack: Vec<Frame>,
+    /// Entries walked ahead on another thread, handed over in walk order, until the last.
+    prefetched: Option<Receiver<Item>>,
+    from_prefetch: bool,
 }
 
 /// A directory being listed.
@@ -62,6 +68,8 @@ pub fn walk_filtered<'a>(
         filters: filters.into_iter().collect(),
         pending: VecDeque::new(),
         stack: Vec::new(),
+        prefetched: None,
+        from_prefetch: false,
     };
     let components: Vec<&str> = rel
         .split('/')
@@ -114,6 +122,23 @@ fn lstat(path: &Path) -> Result<Metadata, ContextError> {
 }
 
 impl Walk<'_> {
+    /// A walk that reads what a walk on another thread found (see `prefetch`).
+    pub(super) fn prefetched(root: &Path, entries: Receiver<Item>) -> Walk<'static> {
+        Walk {
+            root: root.to_path_buf(),
+            filters: Vec::new(),
+            pending: VecDeque::new(),
+            stack: Vec::new(),
+            prefetched: Some(entries),
+            from_prefetch: true,
+        }
+    }
+
+    /// Whether the entries come from a walk made ahead of time.
+    pub fn is_prefetched(&self) -> bool {
+        self.from_prefetch
+    }
+
     /// Runs every layer; `None` when one of them prunes the entry.
     fn decide(
         &self,
@@ -271,6 +296,23 @@ impl Iterator for Walk<'_> {
         loop {
             if let Some(item) = self.pending.pop_front() {
                 return Some(item);
+            }
+            if let Some(entries) = &self.prefetched {
+                let received = entries.recv();
+                if let Ok(Item::Entries(batch)) = received {
+                    self.pending.extend(batch);
+                    continue;
+                }
+                // The last batch is in: the walk's own (empty) state ends it from here on.
+                self.prefetched = None;
+                return match received {
+                    Ok(_) => None,
+                    Err(_) => Some(Err(ContextError::io(
+                        "walk",
+                        &self.root,
+                        io::Error::other("the walk ahead of the build stopped early"),
+                    ))),
+                };
             }
             self.step()?;
         }

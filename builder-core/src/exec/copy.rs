@@ -549,11 +549,35 @@ pub struct ContextInput {
     pub metadata: std::fs::Metadata,
 }
 
+/// The context files a COPY/ADD reads, for its cache key.
+#[derive(Debug, Default)]
+pub struct ContextInputs {
+    /// In the order the copy reads them.
+    pub files: Vec<ContextInput>,
+    /// Whether any of them came from a walk made ahead of time
+    /// ([`BuildContext::walk_prefetched`]), so may describe the context as the build began
+    /// rather than as it is now.
+    pub prefetched: bool,
+}
+
+/// Which walks [`context_inputs`] may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextWalks {
+    /// Those [`BuildContext::prefetch`] made, where there is one.
+    Prefetched,
+    /// Only walks made now.
+    Fresh,
+}
+
 /// The context files `op` reads, after `.dockerignore` and `--exclude`, in the order the copy
 /// reads them, without looking at the stage's filesystem: what a cache key needs. Fails as the
 /// copy itself would when a source is missing or outside the context.
-pub fn context_inputs(op: &CopyOp, ctx: &BuildContext) -> Result<Vec<ContextInput>, ExecError> {
-    let mut out = Vec::new();
+pub fn context_inputs(
+    op: &CopyOp,
+    ctx: &BuildContext,
+    walks: ContextWalks,
+) -> Result<ContextInputs, ExecError> {
+    let mut out = ContextInputs::default();
     if op.from != CopyFrom::Context {
         return Ok(out);
     }
@@ -578,7 +602,13 @@ pub fn context_inputs(op: &CopyOp, ctx: &BuildContext) -> Result<Vec<ContextInpu
             }
             let meta = symlink_meta(&m.path)?;
             if meta.is_dir() {
-                for item in ctx.walk(&m.rel).map_err(ExecError::Source)? {
+                let walk = match walks {
+                    ContextWalks::Prefetched => ctx.walk_prefetched(&m.rel),
+                    ContextWalks::Fresh => ctx.walk(&m.rel),
+                }
+                .map_err(ExecError::Source)?;
+                out.prefetched |= walk.is_prefetched();
+                for item in walk {
                     let item = item.map_err(ExecError::Source)?;
                     let inner = item
                         .rel
@@ -588,14 +618,14 @@ pub fn context_inputs(op: &CopyOp, ctx: &BuildContext) -> Result<Vec<ContextInpu
                     if !inner.is_empty() && excluded(inner) {
                         continue;
                     }
-                    out.push(ContextInput {
+                    out.files.push(ContextInput {
                         path: join(&m.named, inner),
                         host: item.path,
                         metadata: item.metadata,
                     });
                 }
             } else {
-                out.push(ContextInput {
+                out.files.push(ContextInput {
                     path: m.named.clone(),
                     host: m.path.clone(),
                     metadata: meta,
