@@ -182,6 +182,61 @@ fn without_the_epoch_the_image_is_created_now() {
 }
 
 #[test]
+fn without_the_epoch_a_cached_rebuild_is_the_same_image_and_a_rebuilt_step_is_dated_anew() {
+    let sb = Sandbox::new();
+    let ctx = sb.path("ctx");
+    copy_dir(&testdata("example"), &ctx);
+    let (first, first_out) = build(&sb, "a", &ctx, None);
+    let (_, before) = manifest_and_config(&first_out, EXAMPLE_REF);
+    // Whole seconds later, a build that dated anything now could not match.
+    std::thread::sleep(Duration::from_millis(1100));
+    let (again, again_out) = build(&sb, "b", &ctx, None);
+    assert_eq!(again, first, "a cached rebuild changed the image");
+    assert_eq!(layer_blobs(&again_out), layer_blobs(&first_out));
+
+    // A step built again is dated now, and so are the steps after it and the image; the
+    // steps before it keep their times.
+    fs::write(ctx.join("config.json"), "{\"changed\": true}\n").unwrap();
+    let (changed, changed_out) = build(&sb, "c", &ctx, None);
+    assert_ne!(changed, first);
+    let (_, after) = manifest_and_config(&changed_out, EXAMPLE_REF);
+    let entries = |config: &serde_json::Value| -> Vec<(String, i64)> {
+        config["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                let by = h["created_by"].as_str().unwrap();
+                let keyword = by.split(' ').next().unwrap().to_string();
+                (keyword, unix_time(h["created"].as_str().unwrap()))
+            })
+            .collect()
+    };
+    let (old, new) = (entries(&before), entries(&after));
+    let keywords: Vec<&str> = new.iter().map(|(k, _)| k.as_str()).collect();
+    let rebuilt = keywords.iter().rposition(|k| *k == "COPY").unwrap();
+    assert_eq!(keywords[rebuilt + 1], "ADD", "{keywords:?}");
+    for (i, ((keyword, was), (_, is))) in old.iter().zip(&new).enumerate() {
+        if i < rebuilt {
+            assert_eq!(is, was, "{keyword} (entry {i}) was dated anew");
+        } else {
+            assert!(is > was, "{keyword} (entry {i}) kept its time {was}");
+            assert_eq!(*is, new[rebuilt].1, "{keyword} (entry {i})");
+        }
+    }
+    assert_eq!(
+        unix_time(after["created"].as_str().unwrap()),
+        new[rebuilt].1
+    );
+    // The first entries make no layer: dated like the first entry that does.
+    assert_eq!(keywords[..4], ["ARG", "LABEL", "ENV", "WORKDIR"]);
+    let first_layer = 3;
+    for (keyword, was) in &old[..first_layer] {
+        assert_eq!(*was, old[first_layer].1, "{keyword}");
+    }
+}
+
+#[test]
 fn unix_time_reads_rfc3339() {
     assert_eq!(unix_time(EPOCH_RFC3339), EPOCH);
     assert_eq!(unix_time("1970-01-01T00:00:00Z"), 0);

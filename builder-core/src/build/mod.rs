@@ -751,7 +751,9 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                 source,
             };
             let Some(canonical) = step.op.canonical() else {
-                result.history.push(history(&created, step, None));
+                // Dated once the stage is done (`fill_times`), unless the epoch dates everything.
+                let when = options.source_date_epoch.map(|_| created.clone());
+                result.history.push(history(when, step, None));
                 let duration = step_started.elapsed();
                 reporter.report(BuildEvent::StepFinished {
                     number,
@@ -831,8 +833,11 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
             }
             let keys::StepKey { key, inputs, .. } = rekeyed.unwrap_or(keyed);
             let cache_status = StepCache::of(&found);
+            // When the step's result was made: now, unless it comes from the cache.
+            let mut made = None;
             let layer = match found {
                 Ok((record, source)) => {
+                    made = Some(record.created);
                     let layer = record.layer.as_ref().map(LayerRef::from);
                     match (&layer, &caching.local, source) {
                         (Some(l), Some(local), CacheSource::Local) => local
@@ -959,7 +964,13 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                 }
             };
             chain.key = key.clone();
-            result.history.push(history(&created, step, layer.as_ref()));
+            let when = match (options.source_date_epoch, made) {
+                (None, Some(made)) => rfc3339(made),
+                _ => created.clone(),
+            };
+            result
+                .history
+                .push(history(Some(when), step, layer.as_ref()));
             if let Some(l) = &layer {
                 result.layers.push(l.clone());
             }
@@ -981,6 +992,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                 duration,
             });
         }
+        fill_times(&mut result.history, &created);
         stage_chains.insert(*index, chain);
         results.insert(*index, result);
     }
@@ -992,7 +1004,14 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
         .remove(&plan.target)
         .unwrap_or_else(StageResult::empty);
     let mut config = target.config.clone();
-    config.created = Some(created);
+    config.created = Some(
+        result
+            .history
+            .last()
+            .and_then(|h| h.created.clone())
+            .filter(|_| options.source_date_epoch.is_none())
+            .unwrap_or(created),
+    );
     config.rootfs.diff_ids = result.layers.iter().map(|l| l.diff_id.clone()).collect();
     config.history = result.history.clone();
     let manifest = write_manifest(&store, &config, &result.layers)?;
@@ -1105,10 +1124,27 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
     })
 }
 
+/// Dates the entries of steps that made no layer like the entry before them (the first ones
+/// like the first dated entry; `now` if none is). With a cached step dated when it was first
+/// built, and the image like its last entry, a fully cached rebuild without
+/// `SOURCE_DATE_EPOCH` then gives the very same image, as with BuildKit.
+fn fill_times(history: &mut [History], now: &str) {
+    let mut previous = history
+        .iter()
+        .find_map(|h| h.created.clone())
+        .unwrap_or_else(|| now.to_string());
+    for entry in history {
+        match &entry.created {
+            Some(created) => previous.clone_from(created),
+            None => entry.created = Some(previous.clone()),
+        }
+    }
+}
+
 /// The history entry of a step.
-fn history(created: &str, step: &plan::Step, layer: Option<&LayerRef>) -> History {
+fn history(created: Option<String>, step: &plan::Step, layer: Option<&LayerRef>) -> History {
     History {
-        created: Some(created.to_string()),
+        created,
         created_by: Some(step.created_by.clone()),
         comment: Some("kiln.dockerfile.v0".to_string()),
         empty_layer: layer.is_none(),
