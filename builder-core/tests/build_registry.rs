@@ -335,7 +335,7 @@ fn the_image_layers_go_up_while_the_build_runs_and_other_stages_stay_home() {
 }
 
 #[test]
-fn a_rebuild_pushes_without_asking_about_layers_its_last_push_left() {
+fn a_cached_rebuild_is_the_same_image_and_pushes_without_asking_about_its_blobs() {
     let registry = TestRegistry::plain();
     let base_ref = registry.push_image(&busybox_layout(), "library/busybox:latest");
     let tmp = tempfile::tempdir().unwrap();
@@ -352,20 +352,25 @@ fn a_rebuild_pushes_without_asking_about_layers_its_last_push_left() {
         first.blobs
     );
 
+    // A second later, the cached rebuild is the same image: its config is remembered too.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let again = build(&o, &|_| {}).unwrap();
+    assert_eq!(again.digest, first.digest);
     let push = again.push.unwrap();
     let pushed = registry.inspect("team/known:1");
     let layers = layers_of(&pushed);
     assert_eq!(layers.len(), 2);
-    for layer in &layers {
-        let blob = push.blobs.iter().find(|b| b.digest.to_string() == *layer);
+    let config = again.config_digest.to_string();
+    for blob in layers.iter().copied().chain([config.as_str()]) {
+        let pushed_blob = push.blobs.iter().find(|b| b.digest.to_string() == blob);
         assert_eq!(
-            blob.map(|b| &b.outcome),
+            pushed_blob.map(|b| &b.outcome),
             Some(&BlobOutcome::Known),
             "{:?}",
             push.blobs
         );
     }
+    assert_eq!(push.blobs.len(), 3);
     assert_eq!(pushed["Digest"], again.digest.to_string());
 
     // Without a cache directory there is nothing remembered: every blob is asked about.

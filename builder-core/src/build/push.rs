@@ -125,19 +125,19 @@ pub(super) fn push_with(
     });
     let report = report.map_err(|_| BuildError::PushPanicked)??;
     if let Some(memory) = hints.memory {
-        // Configs change with every build's time; only layers are worth remembering.
-        let layers: Vec<Digest> = image
+        // The config too: a cached rebuild makes the same one.
+        let blobs: Vec<Digest> = image
             .manifest()
             .map(|m| {
-                m.layers()
-                    .iter()
-                    .filter_map(|l| from_oci_digest(l.digest()).ok())
+                std::iter::once(m.config())
+                    .chain(m.layers())
+                    .filter_map(|d| from_oci_digest(d.digest()).ok())
                     .collect()
             })
             .unwrap_or_default();
         for repository in repositories.iter().collect::<HashSet<_>>() {
             // Only a hint for the next push: failing to write it costs a round trip then.
-            let _ = memory.remember_pushed(&repository.to_string(), &layers, hints.now);
+            let _ = memory.remember_pushed(&repository.to_string(), &blobs, hints.now);
         }
     }
     for tag in &report.tags {

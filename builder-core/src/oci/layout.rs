@@ -296,6 +296,10 @@ impl OciLayout {
             )])));
             manifests.push(d);
         }
+        if manifests == *index.manifests() {
+            // A cached rebuild: nothing to write, and no sync to wait for.
+            return Ok(());
+        }
         index.set_manifests(manifests);
         self.write_index(&index)
     }

@@ -2,7 +2,8 @@
 //! from a known repository on the same registry, else an upload, monolithic for small blobs
 //! and chunked for large ones. A chunked upload that breaks asks the registry how much it has
 //! (`GET` on the upload URL, `Range`) and continues from there; only when the registry has lost
-//! the session does it start over. Then the manifest is put once per tag.
+//! the session does it start over. Then the manifest is put once per tag, unless no blob had to
+//! be sent and a `HEAD` shows the tag already names it.
 //!
 //! Memory stays flat: at most one chunk per blob in flight is held, read from the image on a
 //! blocking thread.
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Method, Response, StatusCode, Url};
 
 use super::auth::Scope;
@@ -138,6 +139,15 @@ struct Target<'a> {
     present: &'a HashSet<(Repository, Digest)>,
 }
 
+/// Whether the push sent `repository` none of its blobs: all were there, so its manifest may
+/// be too.
+fn nothing_sent(blobs: &[BlobReport], repository: &Repository) -> bool {
+    blobs
+        .iter()
+        .filter(|b| b.repository == *repository)
+        .all(|b| matches!(b.outcome, BlobOutcome::Exists | BlobOutcome::Known))
+}
+
 /// Runs a blocking call on a multi-threaded runtime without stalling its other tasks.
 fn blocking_call<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
@@ -226,9 +236,16 @@ impl Client {
                 };
                 report.blobs.extend(self.push_blobs(&target, &blobs).await?);
                 done.push((repository.clone(), scopes));
-                let put = self
-                    .put_manifest(dest, &target.scopes, &media_type, &manifest_bytes, &digest)
-                    .await;
+                let put = if nothing_sent(&report.blobs, &repository)
+                    && self
+                        .names_manifest(dest, &target.scopes, &media_type, &digest)
+                        .await
+                {
+                    Ok(())
+                } else {
+                    self.put_manifest(dest, &target.scopes, &media_type, &manifest_bytes, &digest)
+                        .await
+                };
                 let trusted = report
                     .blobs
                     .iter()
@@ -260,8 +277,14 @@ impl Client {
                     .find(|(r, _)| *r == repository)
                     .map(|(_, s)| s.clone())
                     .unwrap_or_default();
-                self.put_manifest(dest, &scopes, &media_type, &manifest_bytes, &digest)
-                    .await?;
+                if !(nothing_sent(&report.blobs, &repository)
+                    && self
+                        .names_manifest(dest, &scopes, &media_type, &digest)
+                        .await)
+                {
+                    self.put_manifest(dest, &scopes, &media_type, &manifest_bytes, &digest)
+                        .await?;
+                }
             }
             let name = match (dest.tag(), dest.digest()) {
                 (Some(t), _) => t.to_string(),
@@ -287,6 +310,41 @@ impl Client {
             reports.push(r?);
         }
         Ok(reports)
+    }
+
+    /// Whether `dest` already names the manifest `digest` (a `HEAD`), so that putting it again
+    /// would change nothing but send the registry's push notifications. Any doubt (an error, no
+    /// digest in the answer) says no.
+    async fn names_manifest(
+        &self,
+        dest: &Reference,
+        scopes: &[Scope],
+        media_type: &str,
+        digest: &Digest,
+    ) -> bool {
+        let repository = Repository::of(dest);
+        let Ok(ep) = self.endpoint(&repository.registry) else {
+            return false;
+        };
+        let Ok(base) = self.base_url(&ep).await else {
+            return false;
+        };
+        let name = match dest.tag() {
+            Some(t) => t.to_string(),
+            None => digest.to_string(),
+        };
+        let Ok(url) = repo_url(&base, &repository.name, &format!("manifests/{name}")) else {
+            return false;
+        };
+        let req = Req::new(Method::HEAD, url).header(ACCEPT, media_type);
+        match self.send(&ep, scopes, &req).await {
+            Ok(resp) if resp.status().is_success() => resp
+                .headers()
+                .get("Docker-Content-Digest")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|d| d == digest.to_string()),
+            _ => false,
+        }
     }
 
     async fn put_manifest(
