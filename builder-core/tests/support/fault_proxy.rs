@@ -18,6 +18,9 @@ use std::time::Duration;
 
 use super::http::{self, BodyKind, IO_TIMEOUT};
 
+/// How long a dropped upload's bytes have to reach the registry before the connection breaks.
+const DROP_DELAY: Duration = Duration::from_millis(200);
+
 /// Which requests a one-shot fault applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestMatch {
@@ -336,6 +339,9 @@ fn forward_requests(
                     continue;
                 }
                 record(shared, index, Fault::DroppedUpload { after: limit });
+                // A connection that breaks mid-body breaks after what was sent has arrived: give
+                // the registry time to take it in, or whether it had depends on scheduling.
+                std::thread::sleep(DROP_DELAY);
                 let _ = server.shutdown(Shutdown::Both);
                 let _ = client.shutdown(Shutdown::Both);
                 return Ok(());
