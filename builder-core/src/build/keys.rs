@@ -119,13 +119,27 @@ pub(super) fn step_key(
             let mut first_link: HashMap<(u64, u64), String> = HashMap::new();
             let read = context_inputs(op, context, walks)?;
             prefetched = read.prefetched;
+            let regular: Vec<(&Path, &std::fs::Metadata)> = read
+                .files
+                .iter()
+                .filter(|i| i.metadata.is_file())
+                .map(|i| (i.host.as_path(), &i.metadata))
+                .collect();
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+            let mut digests = hashes.digest_all(&regular, threads).into_iter();
+            drop(regular);
             for input in read.files {
+                let digest = if input.metadata.is_file() {
+                    digests.next()
+                } else {
+                    None
+                };
                 let state = file_state(
                     &input.path,
                     &input.host,
                     &input.metadata,
                     op.chmod,
-                    hashes,
+                    digest,
                     &mut first_link,
                 )?;
                 inputs.files.insert(input.path, state);
@@ -181,14 +195,15 @@ fn map_field(k: &mut KeyBuilder, name: &str, map: &BTreeMap<String, String>) {
 }
 
 /// A context file as it will be in the layer: type, mode after `--chmod` (links are always
-/// 0777), and content digest, link target or device numbers. A second path to an inode already
-/// seen is a hard link to the first, as the copy makes it.
+/// 0777), and content digest (`digest`, read for a regular file), link target or device
+/// numbers. A second path to an inode already seen is a hard link to the first, as the copy
+/// makes it.
 fn file_state(
     path: &str,
     host: &Path,
     meta: &std::fs::Metadata,
     chmod: Option<u32>,
-    hashes: &mut FileHashes,
+    digest: Option<std::io::Result<Digest>>,
     first_link: &mut HashMap<(u64, u64), String>,
 ) -> Result<FileState, ExecError> {
     let io = |action: &'static str| {
@@ -217,7 +232,9 @@ fn file_state(
                 if meta.nlink() > 1 {
                     first_link.insert(inode, path.to_string());
                 }
-                let digest = hashes.digest(host, meta).map_err(io("read"))?;
+                let digest = digest
+                    .unwrap_or_else(|| Err(std::io::Error::other("not read")))
+                    .map_err(io("read"))?;
                 ("file", digest.to_string())
             }
         }

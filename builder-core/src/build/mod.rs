@@ -818,9 +818,10 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
             };
             let mut found = caching.find(&lookup);
             let mut rekeyed = None;
-            if found.is_err() && keyed.prefetched {
+            if found.is_err() && keyed.prefetched && started.elapsed() > PREFETCH_TRUSTED {
                 // What a miss builds must be what its key says, and it copies the context as it
-                // is now: key it from a walk made now.
+                // is now: key it from a walk made now, unless the walk ahead is about as recent
+                // as that walk would be.
                 let fresh = key_step(ContextWalks::Fresh, &mut caching.hashes).map_err(step_err)?;
                 if fresh.key != keyed.key {
                     found = caching.find(&caching::Lookup {
@@ -1123,6 +1124,11 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
         push,
     })
 }
+
+/// How long after the build starts the walks made ahead of it stand for the context as it is,
+/// for a step that misses: no longer than a step's own walk and hashing of a large context take
+/// before its copy reads the files. Later (after a long RUN), a missed step walks again.
+const PREFETCH_TRUSTED: Duration = Duration::from_secs(1);
 
 /// Dates the entries of steps that made no layer like the entry before them (the first ones
 /// like the first dated entry; `now` if none is). With a cached step dated when it was first

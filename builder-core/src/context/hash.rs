@@ -133,20 +133,82 @@ impl FileHashes {
     pub fn digest(&mut self, path: &Path, meta: &fs::Metadata) -> io::Result<Digest> {
         self.settle();
         let stamp = Stamp::of(meta);
-        if let Some(r) = self.known.get(path.as_os_str())
-            && r.stamp == stamp
-        {
-            return Ok(r.digest.clone());
+        if let Some(digest) = self.remembered(path, &stamp) {
+            return Ok(digest);
         }
-        let mut w = DigestWriter::new(io::sink());
-        io::copy(&mut File::open(path)?, &mut w)?;
-        let (digest, size, _) = w.finish();
-        if size != stamp.size {
-            return Err(io::Error::other(format!(
-                "`{}` changed while it was read",
-                path.display()
-            )));
+        let digest = hash_file(path, &stamp)?;
+        self.learn(path, stamp, &digest);
+        Ok(digest)
+    }
+
+    /// The sha256 of each regular file in `files` (path and `lstat`), in order. Those the memo
+    /// does not know are read on up to `threads` threads at once: a cold build of a large
+    /// context spends its time here, before anything else can start.
+    pub fn digest_all(
+        &mut self,
+        files: &[(&Path, &fs::Metadata)],
+        threads: usize,
+    ) -> Vec<io::Result<Digest>> {
+        self.settle();
+        let stamps: Vec<Stamp> = files.iter().map(|(_, meta)| Stamp::of(meta)).collect();
+        let mut out: Vec<Option<io::Result<Digest>>> = files
+            .iter()
+            .zip(&stamps)
+            .map(|((path, _), stamp)| self.remembered(path, stamp).map(Ok))
+            .collect();
+        let todo: Vec<usize> = (0..files.len()).filter(|&i| out[i].is_none()).collect();
+        let threads = threads.clamp(1, todo.len().max(1));
+        let read: Vec<(usize, io::Result<Digest>)> = if threads == 1 {
+            todo.iter()
+                .map(|&i| (i, hash_file(files[i].0, &stamps[i])))
+                .collect()
+        } else {
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..threads)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            let mut done = Vec::new();
+                            loop {
+                                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                let Some(&i) = todo.get(n) else {
+                                    return done;
+                                };
+                                done.push((i, hash_file(files[i].0, &stamps[i])));
+                            }
+                        })
+                    })
+                    .collect();
+                // A thread that panicked reports nothing: its files are read again below.
+                workers
+                    .into_iter()
+                    .flat_map(|w| w.join().unwrap_or_default())
+                    .collect()
+            })
+        };
+        for (i, result) in read {
+            if let Ok(digest) = &result {
+                self.learn(files[i].0, stamps[i], digest);
+            }
+            out[i] = Some(result);
         }
+        out.into_iter()
+            .zip(files)
+            .map(|(result, (path, meta))| result.unwrap_or_else(|| self.digest(path, meta)))
+            .collect()
+    }
+
+    /// The remembered hash of `path`, if its stamp still matches.
+    fn remembered(&self, path: &Path, stamp: &Stamp) -> Option<Digest> {
+        self.known
+            .get(path.as_os_str())
+            .filter(|r| r.stamp == *stamp)
+            .map(|r| r.digest.clone())
+    }
+
+    /// Remembers the hash just read of `path`, unless the file changed too recently for its
+    /// stamp to be trusted.
+    fn learn(&mut self, path: &Path, stamp: Stamp, digest: &Digest) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i128);
@@ -165,7 +227,6 @@ impl FileHashes {
                 },
             );
         }
-        Ok(digest)
     }
 
     /// Writes the hashes back to the file (through a temporary file and a rename) when this
@@ -187,6 +248,21 @@ impl FileHashes {
         tmp.persist(file).map_err(|e| e.error)?;
         Ok(())
     }
+}
+
+/// Reads the file at `path` and hashes it; fails if it is not the size `stamp` says (it changed
+/// while it was read).
+fn hash_file(path: &Path, stamp: &Stamp) -> io::Result<Digest> {
+    let mut w = DigestWriter::new(io::sink());
+    io::copy(&mut File::open(path)?, &mut w)?;
+    let (digest, size, _) = w.finish();
+    if size != stamp.size {
+        return Err(io::Error::other(format!(
+            "`{}` changed while it was read",
+            path.display()
+        )));
+    }
+    Ok(digest)
 }
 
 /// The memo bytes for `known`, records sorted by path.
@@ -455,5 +531,51 @@ mod tests {
         let third = loaded(&memo);
         assert_eq!(third.known.len(), 2);
         assert!(!third.known.contains_key(files[1].as_os_str()));
+    }
+
+    #[test]
+    fn files_hashed_together_on_threads_are_hashed_and_remembered_each_as_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> = (0..40)
+            .map(|i| dir.path().join(format!("f{i:02}")))
+            .collect();
+        for (i, f) in files.iter().enumerate() {
+            fs::write(f, format!("content {i}").repeat(i * 100)).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        let metas: Vec<fs::Metadata> = files
+            .iter()
+            .map(|f| fs::symlink_metadata(f).unwrap())
+            .collect();
+        let mut listed: Vec<(&Path, &fs::Metadata)> =
+            files.iter().map(PathBuf::as_path).zip(&metas).collect();
+        // One that vanished before it was read fails alone.
+        let gone = dir.path().join("gone");
+        fs::write(&gone, b"x").unwrap();
+        let gone_meta = fs::symlink_metadata(&gone).unwrap();
+        fs::remove_file(&gone).unwrap();
+        listed.insert(7, (&gone, &gone_meta));
+
+        let memo = dir.path().join("memo");
+        let mut hashes = FileHashes::load(&memo);
+        let digests = hashes.digest_all(&listed, 3);
+        assert_eq!(digests.len(), listed.len());
+        for ((path, _), digest) in listed.iter().zip(&digests) {
+            if *path == gone {
+                assert!(digest.is_err());
+            } else {
+                assert_eq!(
+                    digest.as_ref().unwrap(),
+                    &Digest::of(&fs::read(path).unwrap())
+                );
+            }
+        }
+        hashes.save().unwrap();
+        let mut alone = FileHashes::load(dir.path().join("memo-alone"));
+        for (f, meta) in files.iter().zip(&metas) {
+            alone.digest(f, meta).unwrap();
+        }
+        assert_eq!(loaded(&memo).known, alone.known);
+        assert_eq!(alone.known.len(), files.len());
     }
 }
