@@ -410,7 +410,7 @@ impl BlobWriter {
             source: e.into_error(),
         })?;
         tracked.committed(&digest);
-        let file = tracked.file;
+        let file = tracked.into_file();
         let dest = layout.blob_path(&digest);
         if !dest.exists() {
             file.as_file().sync_all().map_err(io_err("sync", &dir))?;

@@ -10,6 +10,7 @@ pub mod media;
 pub mod platform;
 pub mod reference;
 mod tail;
+mod write_behind;
 
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
 pub use digest::{Digest, DigestReader, DigestWriter};

@@ -13,6 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use tempfile::NamedTempFile;
 
 use super::Digest;
+use super::write_behind::WriteBehind;
 
 /// How far a blob's writer has got.
 #[derive(Debug, Default)]
@@ -39,12 +40,14 @@ impl Shared {
 /// Readers are woken each time this much more has been written, and at the end.
 const WAKE_EVERY: u64 = 256 * 1024;
 
-/// The file under a blob writer's buffer; tells a [`BlobTail`], if there is one, what is written.
+/// The file under a blob writer's buffer; tells a [`BlobTail`], if there is one, what is
+/// written, and has a large blob's data written back to disk as it grows.
 #[derive(Debug)]
 pub(super) struct TrackedFile {
-    pub(super) file: NamedTempFile,
+    file: NamedTempFile,
     written: u64,
     tail: Option<Publisher>,
+    behind: WriteBehind,
 }
 
 /// The writer's side of a [`BlobTail`]: dropped before the blob is committed, it tells the
@@ -81,7 +84,14 @@ impl TrackedFile {
             file,
             written: 0,
             tail: None,
+            behind: WriteBehind::default(),
         }
+    }
+
+    /// The file, once the blob is written and any background sync of it is over.
+    pub(super) fn into_file(mut self) -> NamedTempFile {
+        self.behind.finish();
+        self.file
     }
 
     /// A reader of this file's bytes as they are written.
@@ -112,6 +122,7 @@ impl Write for TrackedFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
         self.written += n as u64;
+        self.behind.wrote(self.file.path(), self.written);
         if let Some(publisher) = &mut self.tail
             && self.written - publisher.told >= WAKE_EVERY
         {
