@@ -136,8 +136,8 @@ impl FileHashes {
         if let Some(digest) = self.remembered(path, &stamp) {
             return Ok(digest);
         }
-        let digest = hash_file(path, &stamp)?;
-        self.learn(path, stamp, &digest);
+        let (digest, read_at) = hash_file(path, &stamp)?;
+        self.learn(path, stamp, &digest, read_at);
         Ok(digest)
     }
 
@@ -158,7 +158,7 @@ impl FileHashes {
             .collect();
         let todo: Vec<usize> = (0..files.len()).filter(|&i| out[i].is_none()).collect();
         let threads = threads.clamp(1, todo.len().max(1));
-        let read: Vec<(usize, io::Result<Digest>)> = if threads == 1 {
+        let read: Vec<(usize, io::Result<Read>)> = if threads == 1 {
             todo.iter()
                 .map(|&i| (i, hash_file(files[i].0, &stamps[i])))
                 .collect()
@@ -187,10 +187,10 @@ impl FileHashes {
             })
         };
         for (i, result) in read {
-            if let Ok(digest) = &result {
-                self.learn(files[i].0, stamps[i], digest);
+            if let Ok((digest, read_at)) = &result {
+                self.learn(files[i].0, stamps[i], digest, *read_at);
             }
-            out[i] = Some(result);
+            out[i] = Some(result.map(|(digest, _)| digest));
         }
         out.into_iter()
             .zip(files)
@@ -206,13 +206,10 @@ impl FileHashes {
             .map(|r| r.digest.clone())
     }
 
-    /// Remembers the hash just read of `path`, unless the file changed too recently for its
-    /// stamp to be trusted.
-    fn learn(&mut self, path: &Path, stamp: Stamp, digest: &Digest) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i128);
-        if stamp.is_racy(now) {
+    /// Remembers the hash of `path` read up to `read_at`, unless the file had changed too
+    /// shortly before then for its stamp to be trusted.
+    fn learn(&mut self, path: &Path, stamp: Stamp, digest: &Digest, read_at: i128) {
+        if stamp.is_racy(read_at) {
             // What was remembered no longer matches, and this hash must not be: forget both.
             if self.known.remove(path.as_os_str()).is_some() {
                 self.changed = true;
@@ -250,9 +247,13 @@ impl FileHashes {
     }
 }
 
+/// A file's hash and when its reading ended (nanoseconds since the epoch): whether the file's
+/// stamp can vouch for the hash is judged against that instant.
+type Read = (Digest, i128);
+
 /// Reads the file at `path` and hashes it; fails if it is not the size `stamp` says (it changed
 /// while it was read).
-fn hash_file(path: &Path, stamp: &Stamp) -> io::Result<Digest> {
+fn hash_file(path: &Path, stamp: &Stamp) -> io::Result<Read> {
     let mut w = DigestWriter::new(io::sink());
     io::copy(&mut File::open(path)?, &mut w)?;
     let (digest, size, _) = w.finish();
@@ -262,7 +263,13 @@ fn hash_file(path: &Path, stamp: &Stamp) -> io::Result<Digest> {
             path.display()
         )));
     }
-    Ok(digest)
+    Ok((digest, now_ns()))
+}
+
+fn now_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
 }
 
 /// The memo bytes for `known`, records sorted by path.
@@ -577,5 +584,33 @@ mod tests {
         }
         assert_eq!(loaded(&memo).known, alone.known);
         assert_eq!(alone.known.len(), files.len());
+    }
+
+    #[test]
+    fn a_hash_read_just_after_a_change_is_not_remembered_however_late_it_is_learnt() {
+        let stamp = Stamp {
+            size: 3,
+            mtime_ns: 1_000_000_000_123,
+            ctime_ns: 1_000_000_000_123,
+            ino: 1,
+            dev: 1,
+        };
+        let path = Path::new("/ctx/generated.h");
+        let mut hashes = FileHashes::in_memory();
+        // Read 10 ms after the change: another change in the same tick would not show.
+        hashes.learn(
+            path,
+            stamp,
+            &Digest::of(b"one"),
+            stamp.mtime_ns + 10_000_000,
+        );
+        assert!(hashes.known.is_empty());
+        hashes.learn(
+            path,
+            stamp,
+            &Digest::of(b"one"),
+            stamp.mtime_ns + 60_000_000,
+        );
+        assert_eq!(hashes.known.len(), 1);
     }
 }
