@@ -84,9 +84,6 @@ pub(super) fn slot(context: &Path, dockerfile: &Path, stage: usize, step: usize)
 pub(super) struct StepKey {
     pub key: CacheKey,
     pub inputs: StepInputs,
-    /// Whether a context walk behind it was made ahead of time, so may describe the context as
-    /// the build began rather than as it is now (see [`BuildContext::prefetch`]).
-    pub prefetched: bool,
 }
 
 /// The key of `step` and the inputs it was made from, from the context walks `walks` allows.
@@ -112,15 +109,12 @@ pub(super) fn step_key(
         from,
         ..StepInputs::default()
     };
-    let mut prefetched = false;
     match &step.op {
         Op::Copy(op) => {
             inputs.scope_args = step.build_args.clone();
             let mut first_link: HashMap<(u64, u64), String> = HashMap::new();
             let read = context_inputs(op, context, walks)?;
-            prefetched = read.prefetched;
             let regular: Vec<(&Path, &std::fs::Metadata)> = read
-                .files
                 .iter()
                 .filter(|i| i.metadata.is_file())
                 .map(|i| (i.host.as_path(), &i.metadata))
@@ -128,7 +122,7 @@ pub(super) fn step_key(
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
             let mut digests = hashes.digest_all(&regular, threads).into_iter();
             drop(regular);
-            for input in read.files {
+            for input in read {
                 let digest = if input.metadata.is_file() {
                     digests.next()
                 } else {
@@ -161,11 +155,7 @@ pub(super) fn step_key(
     }
     let key = key_of(&inputs);
     inputs.key = Some(key.clone());
-    Ok(StepKey {
-        key,
-        inputs,
-        prefetched,
-    })
+    Ok(StepKey { key, inputs })
 }
 
 fn key_of(inputs: &StepInputs) -> CacheKey {

@@ -735,6 +735,8 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
         if result.remote_cache.is_none() {
             result.remote_cache = remote.clone();
         }
+        // This stage's own history entries start here; those before are its base's.
+        let own_history = result.history.len();
         for (position, step) in stage.steps.iter().enumerate() {
             number += 1;
             let step_started = Instant::now();
@@ -802,37 +804,26 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                     walks,
                 )
             };
-            // A file may have changed since the walk made ahead of the build: one made now
-            // tells whether that is the problem.
-            let keyed = key_step(ContextWalks::Prefetched, &mut caching.hashes)
+            // Walks made ahead stand for the context only early in the build; after that a
+            // step walks for itself. A file may also have changed since such a walk: one made
+            // now tells whether that is the problem.
+            let walks = if started.elapsed() <= PREFETCH_TRUSTED {
+                ContextWalks::Prefetched
+            } else {
+                ContextWalks::Fresh
+            };
+            let keys::StepKey { key, inputs } = key_step(walks, &mut caching.hashes)
                 .or_else(|_| key_step(ContextWalks::Fresh, &mut caching.hashes))
                 .map_err(step_err)?;
             let slot = keys::slot(context.root(), &dockerfile_path, *index, position);
-            let lookup = caching::Lookup {
-                key: &keyed.key,
+            let found = caching.find(&caching::Lookup {
+                key: &key,
                 slot: &slot,
-                inputs: &keyed.inputs,
+                inputs: &inputs,
                 stage: *index,
                 chain: &chain,
                 source_stage_miss,
-            };
-            let mut found = caching.find(&lookup);
-            let mut rekeyed = None;
-            if found.is_err() && keyed.prefetched && started.elapsed() > PREFETCH_TRUSTED {
-                // What a miss builds must be what its key says, and it copies the context as it
-                // is now: key it from a walk made now, unless the walk ahead is about as recent
-                // as that walk would be.
-                let fresh = key_step(ContextWalks::Fresh, &mut caching.hashes).map_err(step_err)?;
-                if fresh.key != keyed.key {
-                    found = caching.find(&caching::Lookup {
-                        key: &fresh.key,
-                        inputs: &fresh.inputs,
-                        ..lookup
-                    });
-                    rekeyed = Some(fresh);
-                }
-            }
-            let keys::StepKey { key, inputs, .. } = rekeyed.unwrap_or(keyed);
+            });
             let cache_status = StepCache::of(&found);
             // When the step's result was made: now, unless it comes from the cache.
             let mut made = None;
@@ -993,7 +984,7 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
                 duration,
             });
         }
-        fill_times(&mut result.history, &created);
+        fill_times(&mut result.history, own_history, &created);
         stage_chains.insert(*index, chain);
         results.insert(*index, result);
     }
@@ -1125,21 +1116,27 @@ pub fn build(options: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildRep
     })
 }
 
-/// How long after the build starts the walks made ahead of it stand for the context as it is,
-/// for a step that misses: no longer than a step's own walk and hashing of a large context take
-/// before its copy reads the files. Later (after a long RUN), a missed step walks again.
+/// How long after the build starts the walks made ahead of it stand for the context as it is:
+/// about as long as a step's own walk and hashing of a large context take before its copy reads
+/// the files. Later (after a long RUN, say), every step walks for itself, so that no step's key
+/// describes files older than what the steps around it read.
 const PREFETCH_TRUSTED: Duration = Duration::from_secs(1);
 
-/// Dates the entries of steps that made no layer like the entry before them (the first ones
-/// like the first dated entry; `now` if none is). With a cached step dated when it was first
-/// built, and the image like its last entry, a fully cached rebuild without
-/// `SOURCE_DATE_EPOCH` then gives the very same image, as with BuildKit.
-fn fill_times(history: &mut [History], now: &str) {
-    let mut previous = history
+/// Dates this stage's entries (from `own` on) of steps that made no layer like the entry before
+/// them (the first ones like the first dated entry; `now` if none is); the base's entries are
+/// left as they are. With a cached step dated when it was first built, and the image like its
+/// last entry, a fully cached rebuild without `SOURCE_DATE_EPOCH` then gives the very same
+/// image, as with BuildKit.
+fn fill_times(history: &mut [History], own: usize, now: &str) {
+    let own = own.min(history.len());
+    let (base, steps) = history.split_at_mut(own);
+    let mut previous = base
         .iter()
+        .rev()
+        .chain(steps.iter())
         .find_map(|h| h.created.clone())
         .unwrap_or_else(|| now.to_string());
-    for entry in history {
+    for entry in steps {
         match &entry.created {
             Some(created) => previous.clone_from(created),
             None => entry.created = Some(previous.clone()),
@@ -1210,7 +1207,47 @@ pub fn rfc3339(secs: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::rfc3339;
+    use super::{fill_times, rfc3339};
+    use crate::oci::History;
+
+    fn dated(times: &[Option<&str>]) -> Vec<History> {
+        times
+            .iter()
+            .map(|t| History {
+                created: t.map(str::to_string),
+                ..History::default()
+            })
+            .collect()
+    }
+
+    fn times(history: &[History]) -> Vec<Option<&str>> {
+        history.iter().map(|h| h.created.as_deref()).collect()
+    }
+
+    #[test]
+    fn steps_without_a_layer_are_dated_like_the_entry_before_them_and_the_base_is_left_alone() {
+        let mut history = dated(&[None, Some("b"), None, Some("s1"), None, None, Some("s2")]);
+        fill_times(&mut history, 2, "now");
+        assert_eq!(
+            times(&history),
+            [
+                None,
+                Some("b"),
+                Some("b"),
+                Some("s1"),
+                Some("s1"),
+                Some("s1"),
+                Some("s2")
+            ]
+        );
+        // No dated base entry: the first ones take the first dated step's time.
+        let mut history = dated(&[None, None, Some("s1"), None]);
+        fill_times(&mut history, 1, "now");
+        assert_eq!(times(&history), [None, Some("s1"), Some("s1"), Some("s1")]);
+        let mut history = dated(&[None, None]);
+        fill_times(&mut history, 0, "now");
+        assert_eq!(times(&history), [Some("now"), Some("now")]);
+    }
 
     #[test]
     fn rfc3339_formats_known_instants() {

@@ -109,6 +109,7 @@ pub(super) fn push_with(
         let pushing = scope.spawn(move || {
             let options = PushOptions {
                 mount_from: hints.mount_from,
+                sent: hints.sent_while_building.iter().cloned().collect(),
                 progress: Some(Arc::new(Relay {
                     events: Mutex::new(tx),
                     sent_while_building: Mutex::new(hints.sent_while_building),

@@ -111,12 +111,12 @@ fn walk_all(context: &BuildContext, walks: Vec<(String, SyncSender<Item>)>, stop
         };
         let mut batch = Vec::with_capacity(BATCH);
         for entry in entries {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
             batch.push(entry);
             if batch.len() < BATCH {
                 continue;
-            }
-            if stop.load(Ordering::Relaxed) {
-                return;
             }
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
             if tx.send(Item::Entries(full)).is_err() {

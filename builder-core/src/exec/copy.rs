@@ -549,17 +549,6 @@ pub struct ContextInput {
     pub metadata: std::fs::Metadata,
 }
 
-/// The context files a COPY/ADD reads, for its cache key.
-#[derive(Debug, Default)]
-pub struct ContextInputs {
-    /// In the order the copy reads them.
-    pub files: Vec<ContextInput>,
-    /// Whether any of them came from a walk made ahead of time
-    /// ([`BuildContext::walk_prefetched`]), so may describe the context as the build began
-    /// rather than as it is now.
-    pub prefetched: bool,
-}
-
 /// Which walks [`context_inputs`] may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContextWalks {
@@ -576,8 +565,8 @@ pub fn context_inputs(
     op: &CopyOp,
     ctx: &BuildContext,
     walks: ContextWalks,
-) -> Result<ContextInputs, ExecError> {
-    let mut out = ContextInputs::default();
+) -> Result<Vec<ContextInput>, ExecError> {
+    let mut out = Vec::new();
     if op.from != CopyFrom::Context {
         return Ok(out);
     }
@@ -607,7 +596,6 @@ pub fn context_inputs(
                     ContextWalks::Fresh => ctx.walk(&m.rel),
                 }
                 .map_err(ExecError::Source)?;
-                out.prefetched |= walk.is_prefetched();
                 for item in walk {
                     let item = item.map_err(ExecError::Source)?;
                     let inner = item
@@ -618,14 +606,14 @@ pub fn context_inputs(
                     if !inner.is_empty() && excluded(inner) {
                         continue;
                     }
-                    out.files.push(ContextInput {
+                    out.push(ContextInput {
                         path: join(&m.named, inner),
                         host: item.path,
                         metadata: item.metadata,
                     });
                 }
             } else {
-                out.files.push(ContextInput {
+                out.push(ContextInput {
                     path: m.named.clone(),
                     host: m.path.clone(),
                     metadata: meta,

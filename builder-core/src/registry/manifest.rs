@@ -169,7 +169,7 @@ fn select_platform(
 }
 
 /// The `Accept` header for manifests: everything kiln reads, and nothing it does not.
-fn accept_header() -> String {
+pub(super) fn accept_header() -> String {
     [
         media::OCI_MANIFEST,
         media::OCI_INDEX,

@@ -21,7 +21,7 @@ use reqwest::{Method, Response, StatusCode, Url};
 use super::auth::Scope;
 use super::client::{Client, Endpoint, Req, api_error};
 use super::error::{Error, ErrorCode, Result};
-use super::manifest::{Repository, repo_url};
+use super::manifest::{Repository, accept_header, repo_url};
 use crate::oci::layout::from_oci_digest;
 use crate::oci::{Digest, Image, Reference, media};
 
@@ -107,6 +107,9 @@ pub struct PushOptions {
     /// them was deleted since), that destination's blobs are all checked and the manifest is
     /// put again.
     pub present: HashSet<(Repository, Digest)>,
+    /// Blobs the caller has just uploaded itself (while the image was being built): the
+    /// manifest that uses them is new, so the push does not ask whether a tag names it.
+    pub sent: HashSet<Digest>,
 }
 
 impl fmt::Debug for PushOptions {
@@ -115,6 +118,7 @@ impl fmt::Debug for PushOptions {
             .field("mount_from", &self.mount_from)
             .field("progress", &self.progress.is_some())
             .field("present", &self.present.len())
+            .field("sent", &self.sent.len())
             .finish()
     }
 }
@@ -139,13 +143,16 @@ struct Target<'a> {
     present: &'a HashSet<(Repository, Digest)>,
 }
 
-/// Whether the push sent `repository` none of its blobs: all were there, so its manifest may
-/// be too.
-fn nothing_sent(blobs: &[BlobReport], repository: &Repository) -> bool {
+/// Whether neither the push nor the caller (`sent`) sent `repository` any of its blobs: all were
+/// there, so its manifest may be too.
+fn nothing_sent(blobs: &[BlobReport], repository: &Repository, sent: &HashSet<Digest>) -> bool {
     blobs
         .iter()
         .filter(|b| b.repository == *repository)
-        .all(|b| matches!(b.outcome, BlobOutcome::Exists | BlobOutcome::Known))
+        .all(|b| {
+            matches!(b.outcome, BlobOutcome::Exists | BlobOutcome::Known)
+                && !sent.contains(&b.digest)
+        })
 }
 
 /// Runs a blocking call on a multi-threaded runtime without stalling its other tasks.
@@ -236,7 +243,7 @@ impl Client {
                 };
                 report.blobs.extend(self.push_blobs(&target, &blobs).await?);
                 done.push((repository.clone(), scopes));
-                let put = if nothing_sent(&report.blobs, &repository)
+                let put = if nothing_sent(&report.blobs, &repository, &options.sent)
                     && self
                         .names_manifest(dest, &target.scopes, &media_type, &digest)
                         .await
@@ -277,7 +284,7 @@ impl Client {
                     .find(|(r, _)| *r == repository)
                     .map(|(_, s)| s.clone())
                     .unwrap_or_default();
-                if !(nothing_sent(&report.blobs, &repository)
+                if !(nothing_sent(&report.blobs, &repository, &options.sent)
                     && self
                         .names_manifest(dest, &scopes, &media_type, &digest)
                         .await)
@@ -336,13 +343,15 @@ impl Client {
         let Ok(url) = repo_url(&base, &repository.name, &format!("manifests/{name}")) else {
             return false;
         };
-        let req = Req::new(Method::HEAD, url).header(ACCEPT, media_type);
+        // Every manifest type is accepted, so that a tag naming an index is not answered with
+        // one of its platforms' manifests.
+        let req = Req::new(Method::HEAD, url).header(ACCEPT, &accept_header());
         match self.send(&ep, scopes, &req).await {
-            Ok(resp) if resp.status().is_success() => resp
-                .headers()
-                .get("Docker-Content-Digest")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|d| d == digest.to_string()),
+            Ok(resp) if resp.status().is_success() => {
+                let header = |name| resp.headers().get(name).and_then(|v| v.to_str().ok());
+                header("Docker-Content-Digest").is_some_and(|d| d == digest.to_string())
+                    && header(CONTENT_TYPE.as_str()).is_some_and(|t| t == media_type)
+            }
             _ => false,
         }
     }
