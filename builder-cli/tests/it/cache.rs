@@ -381,6 +381,43 @@ fn a_changed_file_misses_from_its_copy_on_and_the_reason_names_it() {
 }
 
 #[test]
+fn a_hard_link_in_the_context_is_keyed_as_a_link_and_stays_one_in_the_layer() {
+    let p = Project::new(
+        "FROM scratch\nCOPY files/ /files/\n",
+        &[("files/a.txt", "one\n")],
+    );
+    fs::hard_link(p.ctx.join("files/a.txt"), p.ctx.join("files/b.txt")).unwrap();
+    let first = p.build(args![]);
+    assert_eq!(first.cache(), ["miss"]);
+    let listing = tool(
+        "tar",
+        args![
+            "-tvzf",
+            p.sb.store()
+                .join("blobs/sha256")
+                .join(first.layers()[0].unwrap().strip_prefix("sha256:").unwrap())
+        ],
+    );
+    assert!(
+        listing.contains("files/b.txt link to files/a.txt"),
+        "{listing}"
+    );
+    assert_eq!(p.build(args![]).cache(), ["hit"]);
+
+    // The same bytes as a file of its own make another layer, so another key.
+    fs::remove_file(p.ctx.join("files/b.txt")).unwrap();
+    p.write("files/b.txt", "one\n");
+    let copied = p.build(args![]);
+    assert_eq!(copied.cache(), ["miss"]);
+    assert!(
+        copied.reasons()[0].is_some_and(|r| r.contains("files/b.txt")),
+        "{:?}",
+        copied.reasons()
+    );
+    assert_eq!(copied.digest(), p.uncached_digest(&p.ctx, args![]));
+}
+
+#[test]
 fn a_file_dockerignore_excludes_does_not_reach_the_key() {
     let p = Project::new(
         "FROM scratch\nCOPY . /app/\n",

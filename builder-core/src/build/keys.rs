@@ -114,20 +114,27 @@ pub(super) fn step_key(
             inputs.scope_args = step.build_args.clone();
             let mut first_link: HashMap<(u64, u64), String> = HashMap::new();
             let read = context_inputs(op, context, walks)?;
+            // The regular files whose content goes into the key: a second path to an inode
+            // already listed is a hard link to the first, keyed by that path instead.
+            let mut inodes = std::collections::HashSet::new();
+            let hashed: Vec<bool> = read
+                .iter()
+                .map(|i| {
+                    let m = &i.metadata;
+                    m.is_file() && (m.nlink() <= 1 || inodes.insert((m.dev(), m.ino())))
+                })
+                .collect();
             let regular: Vec<(&Path, &std::fs::Metadata)> = read
                 .iter()
-                .filter(|i| i.metadata.is_file())
-                .map(|i| (i.host.as_path(), &i.metadata))
+                .zip(&hashed)
+                .filter(|(_, hashed)| **hashed)
+                .map(|(i, _)| (i.host.as_path(), &i.metadata))
                 .collect();
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
             let mut digests = hashes.digest_all(&regular, threads).into_iter();
             drop(regular);
-            for input in read {
-                let digest = if input.metadata.is_file() {
-                    digests.next()
-                } else {
-                    None
-                };
+            for (input, hashed) in read.into_iter().zip(hashed) {
+                let digest = if hashed { digests.next() } else { None };
                 let state = file_state(
                     &input.path,
                     &input.host,
