@@ -158,9 +158,17 @@ fn busybox_lower() -> PathBuf {
             let lower =
                 Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("busybox-lower-{name}"));
             if !lower.exists() {
+                // Each test is its own process, so several may extract at once: the first
+                // rename wins, and a later one finds the complete dir in place.
                 let staging = scratch();
                 extract_busybox(&staging.path().join("root"));
-                std::fs::rename(staging.path().join("root"), &lower).unwrap();
+                if let Err(e) = std::fs::rename(staging.path().join("root"), &lower) {
+                    assert!(
+                        lower.is_dir(),
+                        "cannot move busybox to {}: {e}",
+                        lower.display()
+                    );
+                }
             }
             lower
         })
