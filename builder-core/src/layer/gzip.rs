@@ -196,6 +196,9 @@ fn fingerprint(level: u32) -> CompressorId {
     hasher.finalize().into()
 }
 
+/// How much of the chunk buffer may be bytes already cut off before they are dropped from it.
+const COMPACT_AFTER: usize = 4 * CHUNK_MAX;
+
 /// Size of each of the windows of a chunk deflated at level 1 to tell how compressible it is.
 const PROBE: usize = 16 * 1024;
 
@@ -343,6 +346,7 @@ where
             reuse,
             out,
             buffer: Vec::new(),
+            start: 0,
             stream: Some(stream),
             summary: Some(summary),
             pool: None,
@@ -366,6 +370,8 @@ struct ChunkWriter<'scope, 'env, W> {
     reuse: &'env dyn ChunkSource,
     out: W,
     buffer: Vec<u8>,
+    /// Where the bytes not yet cut into chunks begin in `buffer`.
+    start: usize,
     /// The chunks in stream order, to the thread hashing the stream.
     stream: Option<SyncSender<Arc<Vec<u8>>>>,
     summary: Option<ScopedJoinHandle<'scope, (Sha256, Crc)>>,
@@ -430,23 +436,25 @@ impl<'scope, 'env, W: Write> ChunkWriter<'scope, 'env, W> {
     }
 
     /// Cuts off the chunks whose ends the buffer already decides: every chunk that starts at
-    /// least a largest chunk's worth before the buffer's end (or, `at_end`, all of them).
+    /// least a largest chunk's worth before the buffer's end (or, `at_end`, all of them). Each
+    /// chunk's bytes are scanned once, and what was cut off leaves the buffer only now and
+    /// then, so the bytes still waiting are not moved once per chunk.
     fn cut(&mut self, at_end: bool) -> io::Result<()> {
-        if !at_end && self.buffer.len() < CHUNK_MAX + CHUNK_MIN {
-            return Ok(());
-        }
-        let mut taken = 0;
         let mut chunks = Vec::new();
-        for chunk in FastCDC::new(&self.buffer, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX) {
-            if !at_end && self.buffer.len() - chunk.offset < CHUNK_MAX {
+        loop {
+            let rest = self.buffer.len() - self.start;
+            if rest == 0 || (!at_end && rest < CHUNK_MAX) {
                 break;
             }
-            chunks.push(Arc::new(
-                self.buffer[chunk.offset..chunk.offset + chunk.length].to_vec(),
-            ));
-            taken = chunk.offset + chunk.length;
+            let pending = &self.buffer[self.start..];
+            let (_, end) = FastCDC::new(pending, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX).cut(0, rest);
+            chunks.push(Arc::new(pending[..end].to_vec()));
+            self.start += end;
         }
-        self.buffer.drain(..taken);
+        if self.start >= COMPACT_AFTER || self.start == self.buffer.len() {
+            self.buffer.drain(..self.start);
+            self.start = 0;
+        }
         for chunk in &chunks {
             let sent = self.stream.as_ref().map(|s| s.send(chunk.clone()));
             if !matches!(sent, Some(Ok(()))) {
@@ -609,13 +617,48 @@ mod tests {
     #[test]
     fn chunks_are_cut_by_content_and_bounded() {
         let data = sample(12 * CHUNK_AVG, 7);
-        let (_, index) = gzip(&data, &NoChunks);
+        let (blob, index) = gzip(&data, &NoChunks);
         assert!(index.chunks.len() > 4, "{} chunks", index.chunks.len());
         let (last, rest) = index.chunks.split_last().unwrap();
         assert!(last.uncompressed as usize <= CHUNK_MAX);
         for c in rest {
             assert!((CHUNK_MIN..=CHUNK_MAX).contains(&(c.uncompressed as usize)));
         }
+        // The cuts are those of the whole stream at once, however it is written: in one
+        // piece above; below first in a piece longer than the buffer keeps before dropping
+        // what was cut off, then in small pieces, so that chunks are asked for as soon as a
+        // largest chunk's worth is waiting.
+        let whole: Vec<u32> = FastCDC::new(&data, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX)
+            .map(|c| c.length as u32)
+            .collect();
+        let cuts = |index: &ChunkIndex| -> Vec<u32> {
+            index.chunks.iter().map(|c| c.uncompressed).collect()
+        };
+        assert_eq!(cuts(&index), whole);
+        let mut rng = fastrand::Rng::with_seed(11);
+        let (pieces, pieces_index, _) = write_chunked(
+            6,
+            &NoChunks,
+            Vec::new(),
+            |e| e,
+            |w| {
+                let mut at = 0;
+                while at < data.len() {
+                    let len = if at == 0 {
+                        COMPACT_AFTER + 3
+                    } else {
+                        rng.usize(1..10_000)
+                    };
+                    let end = data.len().min(at + len);
+                    w.write_all(&data[at..end])?;
+                    at = end;
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(cuts(&pieces_index), whole);
+        assert_eq!(pieces, blob);
     }
 
     #[test]
