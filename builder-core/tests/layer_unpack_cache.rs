@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Barrier};
 
-use builder_core::layer::{LayerError, UnpackError, UnpackedLayers, WhiteoutFormat, unpack_layer};
+use builder_core::layer::{
+    LayerError, LayerInfo, MEDIA_TYPE_TAR, UnpackError, UnpackedLayers, WhiteoutFormat,
+    unpack_layer,
+};
 use builder_core::oci::{Digest, Image, LayerRef, LayoutImage, OciLayout};
 use layer_unpack_common::{Layer, Meta, blob, gzip, is_root, listing};
 
@@ -237,7 +240,19 @@ fn unpack_while_writing(
     for piece in tar.chunks(7_001) {
         pending.write_all(piece).unwrap();
     }
-    pending.finish(&Digest::of(tar))
+    pending.finish(&written(tar))
+}
+
+/// How a layer writer describes the uncompressed layer `tar`.
+fn written(tar: &[u8]) -> LayerInfo {
+    LayerInfo {
+        digest: Digest::of(tar),
+        diff_id: Digest::of(tar),
+        size: tar.len() as u64,
+        uncompressed_size: tar.len() as u64,
+        media_type: MEDIA_TYPE_TAR,
+        chunks: None,
+    }
 }
 
 fn inode(path: &Path) -> u64 {
@@ -311,20 +326,37 @@ fn a_layer_unpacked_while_written_links_the_unchanged_files_of_its_donor() {
 }
 
 #[test]
-fn an_unpack_while_writing_that_does_not_match_its_diff_id_leaves_nothing() {
+fn an_unpack_while_writing_of_a_stream_not_as_long_as_the_layer_leaves_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = UnpackedLayers::new(tmp.path().join("cache"));
     let tar = files_layer(&[("data/a", 0o644, 1000, b"a")]);
-    let mut pending = cache.begin(OVERLAY, None).unwrap();
-    std::io::Write::write_all(&mut pending, &tar).unwrap();
-    let err = pending.finish(&Digest::of(b"something else")).unwrap_err();
-    assert!(
-        matches!(err, LayerError::Unpack(UnpackError::DiffIdMismatch { .. })),
-        "{err:?}"
-    );
+    let layer = written(&tar);
+    // Each stream below unpacks without an error of its own (a tar may end without its two
+    // zero blocks, and what follows them is not read as entries): only the length tells.
+    let short = &tar[..tar.len() - 1024];
+    let mut long = tar.clone();
+    long.extend_from_slice(&[0; 1024]);
+    for (stream, read) in [(short, short.len()), (&long[..], long.len())] {
+        let mut pending = cache.begin(OVERLAY, None).unwrap();
+        std::io::Write::write_all(&mut pending, stream).unwrap();
+        let err = pending.finish(&layer).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LayerError::Unpack(UnpackError::StreamLength { expected, actual, .. })
+                    if expected == tar.len() as u64 && actual == read as u64
+            ),
+            "{err:?}"
+        );
+        assert_eq!(listing(&tmp.path().join("cache")), Vec::<String>::new());
+    }
     // Dropped half-way: the same.
     let mut pending = cache.begin(OVERLAY, None).unwrap();
     std::io::Write::write_all(&mut pending, &tar[..tar.len() / 2]).unwrap();
     drop(pending);
     assert_eq!(listing(&tmp.path().join("cache")), Vec::<String>::new());
+    // The whole stream goes in under the layer's diff_id.
+    let dir = unpack_while_writing(&cache, &tar, None).unwrap();
+    assert_eq!(dir, tmp.path().join("cache").join(layer.diff_id.hex()));
+    assert_eq!(fs::read(dir.join("data/a")).unwrap(), b"a");
 }

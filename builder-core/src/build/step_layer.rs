@@ -64,7 +64,7 @@ impl StepLayer<'_> {
             })?;
         let size = writer.commit_as(&info.digest)?;
         if let Some(pending) = pending
-            && let Err(e) = pending.finish(&info.diff_id)
+            && let Err(e) = pending.finish(&info)
         {
             tracing::debug!(error = %e, "unpacking a layer while writing it failed");
         }

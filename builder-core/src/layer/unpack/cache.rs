@@ -17,6 +17,7 @@ use rustix::fs::{Mode, OFlags};
 use super::error::UnpackError;
 use super::{WhiteoutFormat, decode, unpacker};
 use crate::layer::error::LayerError;
+use crate::layer::write::LayerInfo;
 use crate::oci::{Digest, LayerRef};
 
 /// A directory of unpacked layers: `<root>/<diff_id hex>/` for overlay lower directories with
@@ -145,16 +146,17 @@ impl UnpackedLayers {
             receiver,
             current: Vec::new(),
             at: 0,
+            read: 0,
         };
         let thread = std::thread::spawn(move || {
-            let result = unpacker::unpack_stream_linking(
+            let (_, reader) = unpacker::unpack_entries(
                 reader,
-                Path::new("(layer being written)"),
+                Path::new(BEING_WRITTEN),
                 temp.path(),
                 whiteouts,
                 donor.as_deref(),
-            );
-            result.map(|(_, diff_id)| (diff_id, temp))
+            )?;
+            Ok((reader.read, temp))
         });
         Ok(PendingUnpack {
             layers: self.clone(),
@@ -232,23 +234,29 @@ pub struct PendingUnpack {
     thread: Option<JoinHandle<Unpacked>>,
 }
 
-/// What the unpacking thread ends with: the stream's sha256 and the directory it filled.
-type Unpacked = Result<(Digest, tempfile::TempDir), UnpackError>;
+/// What the unpacking thread ends with: how many bytes the stream had and the directory it
+/// filled.
+type Unpacked = Result<(u64, tempfile::TempDir), UnpackError>;
+
+/// How errors name a layer unpacked from the stream written into it.
+const BEING_WRITTEN: &str = "(layer being written)";
 
 impl PendingUnpack {
-    /// Ends the stream and puts the layer in place as `diff_id`, which the stream must hash
-    /// to. Returns its directory.
-    pub fn finish(mut self, diff_id: &Digest) -> Result<PathBuf, LayerError> {
-        let (actual, temp) = self.wait()?;
-        if actual != *diff_id {
-            return Err(UnpackError::DiffIdMismatch {
-                layer: PathBuf::from("(layer being written)"),
-                expected: diff_id.clone(),
-                actual,
+    /// Ends the stream and puts the layer in place under the diff_id of `layer`, the layer
+    /// whose tar stream was written into it ([`crate::layer::write_layer_with`] with this as
+    /// its `tar_copy`). The writer hashed those very bytes, so they are not hashed again here;
+    /// a stream that stopped short or ran on (a writer that gave up half-way) is refused.
+    pub fn finish(mut self, layer: &LayerInfo) -> Result<PathBuf, LayerError> {
+        let (read, temp) = self.wait()?;
+        if read != layer.uncompressed_size {
+            return Err(UnpackError::StreamLength {
+                layer: PathBuf::from(BEING_WRITTEN),
+                expected: layer.uncompressed_size,
+                actual: read,
             }
             .into());
         }
-        let name = self.layers.dir_name(diff_id.hex(), self.whiteouts);
+        let name = self.layers.dir_name(layer.diff_id.hex(), self.whiteouts);
         let target = self.layers.root.join(&name);
         let lock = self.layers.lock(&name)?;
         if is_dir(&target) {
@@ -329,6 +337,8 @@ struct PipeReader {
     receiver: Receiver<Vec<u8>>,
     current: Vec<u8>,
     at: usize,
+    /// Bytes read so far.
+    read: u64,
 }
 
 impl Read for PipeReader {
@@ -345,6 +355,7 @@ impl Read for PipeReader {
         let n = buf.len().min(self.current.len() - self.at);
         buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
         self.at += n;
+        self.read += n as u64;
         Ok(n)
     }
 }

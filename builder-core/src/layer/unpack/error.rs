@@ -100,6 +100,16 @@ pub enum UnpackError {
         /// The sha256 of what was unpacked.
         actual: Digest,
     },
+    /// The tar stream handed over while a layer was written was not as long as the layer.
+    #[error("layer `{layer}` has {expected} bytes of tar, but {actual} were unpacked")]
+    StreamLength {
+        /// The layer.
+        layer: PathBuf,
+        /// The length of the layer's tar stream.
+        expected: u64,
+        /// The bytes that were unpacked.
+        actual: u64,
+    },
     /// The destination directory could not be opened.
     #[error("failed to open unpack destination `{path}`")]
     Destination {

@@ -38,7 +38,8 @@ pub(crate) fn unpack_stream(
     whiteouts: WhiteoutFormat,
     expected_diff_id: Option<&Digest>,
 ) -> Result<UnpackStats, UnpackError> {
-    let (stats, actual) = unpack_stream_linking(tar, layer, dest, whiteouts, None)?;
+    let (stats, read) = unpack_entries(DigestReader::new(tar), layer, dest, whiteouts, None)?;
+    let (actual, _) = read.finish();
     if let Some(expected) = expected_diff_id
         && actual != *expected
     {
@@ -51,18 +52,19 @@ pub(crate) fn unpack_stream(
     Ok(stats)
 }
 
-/// Unpacks `tar` into the empty directory `dest` and returns the stream's sha256 (the layer's
-/// diff_id). A regular file identical to the one at its path in `donor` (an unpacked layer
-/// that is never written again: same content, size, mode, owner and mtime, and no extended
-/// attributes on either) becomes a hard link to it instead of a new file: a layer that differs
-/// from an earlier one in a few files costs a few new inodes, not one per file.
-pub(crate) fn unpack_stream_linking(
-    tar: impl Read,
+/// Unpacks `tar` into the empty directory `dest`, reads it to its end and gives it back, so
+/// the caller can ask it what went through (a hash, a length). A regular file identical to the
+/// one at its path in `donor` (an unpacked layer that is never written again: same content,
+/// size, mode, owner and mtime, and no extended attributes on either) becomes a hard link to it
+/// instead of a new file: a layer that differs from an earlier one in a few files costs a few
+/// new inodes, not one per file.
+pub(crate) fn unpack_entries<R: Read>(
+    tar: R,
     layer: &Path,
     dest: &Path,
     whiteouts: WhiteoutFormat,
     donor: Option<&Path>,
-) -> Result<(UnpackStats, Digest), UnpackError> {
+) -> Result<(UnpackStats, R), UnpackError> {
     let read_err = |source| UnpackError::Read {
         layer: layer.to_path_buf(),
         source,
@@ -86,7 +88,7 @@ pub(crate) fn unpack_stream_linking(
         donor_dir: None,
         donor_buffer: Vec::new(),
     };
-    let mut archive = tar::Archive::new(DigestReader::new(tar));
+    let mut archive = tar::Archive::new(tar);
     for item in archive.entries().map_err(read_err)? {
         let mut item = item.map_err(read_err)?;
         unpacker.entry(&mut item)?;
@@ -94,8 +96,7 @@ pub(crate) fn unpack_stream_linking(
     unpacker.set_dir_times()?;
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(read_err)?;
-    let (actual, _) = rest.finish();
-    Ok((unpacker.stats, actual))
+    Ok((unpacker.stats, rest))
 }
 
 /// The state of one unpack.
