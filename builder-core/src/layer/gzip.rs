@@ -16,16 +16,13 @@
 //! against one stream.
 //!
 //! A chunk that is mostly incompressible already (compressed archives, wheels, media, random
-//! bytes) gains almost nothing from a slow level but costs it twice the time, and one that does
-//! not compress at all gains nothing from any level. Three 16 KiB windows of the chunk (start,
-//! middle, end) are deflated at level 1 first: when none shrinks by 1%, the chunk is stored
-//! (deflate's uncompressed blocks, 5 bytes per 64 KiB, as gzip itself falls back to); when
-//! together they shrink by less than 10%, it is deflated with zlib's run-length strategy;
-//! otherwise at the level asked for. What such a chunk still holds that compresses is mostly
-//! runs (tar's zero padding and header fields between incompressible files): the run-length
-//! strategy keeps those savings, at 94–101% of level 6's size, where level 1 often gives
-//! none at all, and it is faster than either. The choice depends only on the chunk's bytes,
-//! so it is as deterministic as the rest.
+//! bytes) gains almost nothing from deflating all of it but costs the most time, and one that
+//! does not compress at all gains nothing from any level. Three 16 KiB windows of the chunk
+//! (start, middle, end) are deflated at level 1 first: when none shrinks by 1%, the chunk is
+//! stored (deflate's uncompressed blocks, 5 bytes per 64 KiB, as gzip itself falls back to);
+//! when together they shrink by less than 10%, only the parts of it that compress are
+//! deflated and the rest is stored ([`segments`]); otherwise it is deflated at the level asked
+//! for. The choice depends only on the chunk's bytes, so it is as deterministic as the rest.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -39,6 +36,8 @@ use sha2::{Digest as _, Sha256};
 use zlib_rs::{Deflate, DeflateConfig, DeflateFlush, Method, Status, Strategy};
 
 use crate::oci::Digest;
+
+mod segments;
 
 /// Smallest chunk, except the last of a stream.
 pub const CHUNK_MIN: usize = 256 * 1024;
@@ -179,16 +178,21 @@ fn fingerprint(level: u32) -> CompressorId {
     }
     let mut hasher = Sha256::new();
     hasher.update(
-        b"kiln chunked gzip v3: three 16 KiB windows at level 1; stored when each keeps 99%, \
-          run-length strategy when together they keep 90%",
+        b"kiln chunked gzip v4: three 16 KiB windows at level 1; stored when each keeps 99%, \
+          segments when together they keep 90%",
     );
+    hasher.update((segments::NEAR as u64).to_le_bytes());
+    hasher.update(segments::MIN_SAVING_PERCENT.to_le_bytes());
     for n in [CHUNK_MIN, CHUNK_AVG, CHUNK_MAX] {
         hasher.update((n as u64).to_le_bytes());
     }
     hasher.update(level.to_le_bytes());
-    // The same through each strategy the chunks may take, whatever the sample would choose.
-    for strategy in [Strategy::Default, Strategy::Rle] {
-        match deflate(&sample, level, strategy) {
+    // The same through each way the chunks may take, whatever the sample would choose.
+    for deflated in [
+        deflate(&sample, level, Strategy::Default),
+        segments::deflate(&sample, level),
+    ] {
+        match deflated {
             Ok(deflated) => hasher.update(&deflated),
             Err(e) => hasher.update(e.to_string().as_bytes()),
         }
@@ -202,8 +206,8 @@ const COMPACT_AFTER: usize = 4 * CHUNK_MAX;
 /// Size of each of the windows of a chunk deflated at level 1 to tell how compressible it is.
 const PROBE: usize = 16 * 1024;
 
-/// Deflates one chunk at `level`; stored when it does not compress, with the run-length
-/// strategy when it barely does.
+/// Deflates one chunk at `level`; stored when it does not compress, in segments when it
+/// barely does.
 fn deflate_chunk(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
     if level <= 1 {
         return deflate(data, level, Strategy::Default);
@@ -224,7 +228,7 @@ fn deflate_chunk(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
     if each_incompressible {
         deflate(data, 0, Strategy::Default)
     } else if deflated * 10 >= raw * 9 {
-        deflate(data, level, Strategy::Rle)
+        segments::deflate(data, level)
     } else {
         deflate(data, level, Strategy::Default)
     }
@@ -695,15 +699,15 @@ mod tests {
     }
 
     #[test]
-    fn incompressible_chunks_are_stored_barely_compressible_run_length_coded_and_others_fully() {
+    fn incompressible_chunks_are_stored_barely_compressible_ones_in_segments_and_others_fully() {
         let mut rng = fastrand::Rng::with_seed(5);
         let noise: Vec<u8> = (0..CHUNK_MIN).map(|_| rng.u8(..)).collect();
         let stored = deflate_chunk(&noise, 6).unwrap();
         assert_eq!(stored, deflate(&noise, 0, Strategy::Default).unwrap());
         assert!(stored.len() <= noise.len() + noise.len() / 65535 * 5 + 10);
         // A tar of random files: a 512-byte header, 10,000 random bytes and 240 bytes of zero
-        // padding each. Level 1 shrinks it a few percent, not 10; the run-length strategy keeps
-        // what level 6 would save of it, and level 1 does not.
+        // padding each. Level 1 shrinks it a few percent, not 10; deflating only its headers
+        // and padding keeps what level 6 would save of it, and level 1 does not.
         let mut tar = Vec::with_capacity(CHUNK_MIN + 11_000);
         while tar.len() < CHUNK_MIN {
             let mut header = [0u8; 512];
@@ -716,7 +720,8 @@ mod tests {
         let level1 = deflate(&tar, 1, Strategy::Default).unwrap().len();
         assert!((0.9..0.99).contains(&(level1 as f64 / tar.len() as f64)));
         let chosen = deflate_chunk(&tar, 6).unwrap();
-        assert_eq!(chosen, deflate(&tar, 6, Strategy::Rle).unwrap());
+        assert_eq!(chosen, segments::deflate(&tar, 6).unwrap());
+        assert_eq!(gunzip_raw(&chosen), tar);
         let level6 = deflate(&tar, 6, Strategy::Default).unwrap().len();
         assert!(chosen.len() < level1, "{} >= {level1}", chosen.len());
         assert!(
