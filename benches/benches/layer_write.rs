@@ -1,9 +1,14 @@
-//! `write_layer` against `tar -c DIR | gzip -6 > FILE` on the same tree.
+//! `write_layer` against `tar -c DIR | gzip -6 > FILE` on the same tree, for two trees made
+//! once each:
 //!
-//! The tree is made once: 2,000 files in 50 directories, about 64 MiB, sizes skewed like a real
-//! image (mostly small files, a few large ones), content part text-like and part random so it
-//! compresses roughly as binaries and libraries do. Both sides read the tree from disk and write
-//! a file; throughput is reported per byte of file content.
+//! - **mixed**: 2,000 files in 50 directories, about 64 MiB, sizes skewed like a real image
+//!   (mostly small files, a few large ones), content part text-like and part random so it
+//!   compresses roughly as binaries and libraries do;
+//! - **incompressible**: 2,000 files of 10,000 random bytes in 50 directories (20 MB), as a
+//!   layer of archives, wheels or media is: what compresses is the tar headers and padding.
+//!
+//! Both sides read the tree from disk and write a file; throughput is reported per byte of file
+//! content.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -73,8 +78,15 @@ fn fill(rng: &mut XorShift, out: &mut impl Write, mut size: u64, words: &[Vec<u8
     }
 }
 
+/// What the files of a tree hold.
+#[derive(Clone, Copy)]
+enum Tree {
+    Mixed,
+    Incompressible,
+}
+
 /// Writes the tree under `root` and returns its layer entries and total file bytes.
-fn make_tree(root: &Path) -> (Vec<Entry>, u64) {
+fn make_tree(root: &Path, kind: Tree) -> (Vec<Entry>, u64) {
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     let words: Vec<Vec<u8>> = (0..256)
         .map(|_| {
@@ -89,11 +101,23 @@ fn make_tree(root: &Path) -> (Vec<Entry>, u64) {
         fs::create_dir_all(root.join(&dir)).unwrap();
         entries.push(Entry::dir(dir, 0o755, 0, 0, 1_700_000_000));
     }
-    for (i, size) in file_sizes(&mut rng).into_iter().enumerate() {
+    let sizes = match kind {
+        Tree::Mixed => file_sizes(&mut rng),
+        Tree::Incompressible => vec![10_000; FILES],
+    };
+    for (i, size) in sizes.into_iter().enumerate() {
         let rel = format!("dir{:02}/file{i:04}.bin", i % DIRS);
         let path: PathBuf = root.join(&rel);
         let mut out = BufWriter::new(File::create(&path).unwrap());
-        fill(&mut rng, &mut out, size, &words);
+        match kind {
+            Tree::Mixed => fill(&mut rng, &mut out, size, &words),
+            Tree::Incompressible => {
+                let bytes: Vec<u8> = (0..size.div_ceil(8))
+                    .flat_map(|_| rng.next().to_le_bytes())
+                    .collect();
+                out.write_all(&bytes[..size as usize]).unwrap();
+            }
+        }
         out.flush().unwrap();
         total += size;
         entries.push(Entry {
@@ -110,12 +134,18 @@ fn make_tree(root: &Path) -> (Vec<Entry>, u64) {
 }
 
 fn layer_write(c: &mut Criterion) {
+    compare(c, "layer_write", Tree::Mixed);
+    compare(c, "layer_write_incompressible", Tree::Incompressible);
+}
+
+/// Benchmarks both sides on a tree of `kind` as group `name`.
+fn compare(c: &mut Criterion, name: &str, kind: Tree) {
     let tmp = tempfile::tempdir().unwrap();
     let tree = tmp.path().join("tree");
-    let (entries, total) = make_tree(&tree);
+    let (entries, total) = make_tree(&tree, kind);
     let out = tmp.path().join("layer.tar.gz");
 
-    let mut group = c.benchmark_group("layer_write");
+    let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Bytes(total));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
