@@ -183,6 +183,8 @@ fn fingerprint(level: u32) -> CompressorId {
     );
     hasher.update((segments::NEAR as u64).to_le_bytes());
     hasher.update(segments::MIN_SAVING_PERCENT.to_le_bytes());
+    hasher.update(segments::TABLE_BYTES.to_le_bytes());
+    hasher.update((segments::BYTES_PER_SEGMENT as u64).to_le_bytes());
     for n in [CHUNK_MIN, CHUNK_AVG, CHUNK_MAX] {
         hasher.update((n as u64).to_le_bytes());
     }
@@ -190,6 +192,7 @@ fn fingerprint(level: u32) -> CompressorId {
     // The same through each way the chunks may take, whatever the sample would choose.
     for deflated in [
         deflate(&sample, level, Strategy::Default),
+        deflate(&sample, level, Strategy::Rle),
         segments::deflate(&sample, level),
     ] {
         match deflated {

@@ -21,6 +21,11 @@
 //! as whole-chunk deflate. On a tar of 10 kB random files this gives the size the run-length
 //! strategy gave at a small fraction of its time; on compressed files mixed with text it is
 //! smaller than level 6 over the whole chunk, since the text gets Huffman tables of its own.
+//!
+//! Two bounds keep the worst case no worse than before: a chunk with more deflated segments
+//! than one per [`BYTES_PER_SEGMENT`] bytes (short runs recurring every few hundred bytes) is
+//! deflated whole with the run-length strategy, and a result larger than the stored chunk
+//! becomes the stored chunk.
 
 use std::io;
 
@@ -35,18 +40,35 @@ pub(super) const NEAR: usize = 128;
 pub(super) const MIN_SAVING_PERCENT: u64 = 5;
 
 /// Estimated bytes of a dynamic Huffman block's tables and the flush that ends a segment.
-const TABLE_BYTES: u64 = 80;
+pub(super) const TABLE_BYTES: u64 = 80;
+
+/// A chunk may have one deflated segment per this many bytes. Each costs a compressor reset
+/// (clearing a 128 KiB hash table) and about ten bytes of framing: a chunk whose short runs
+/// recur more often than this (not a tar of files, whose headers take 512 bytes each) is
+/// deflated whole with zlib's run-length strategy instead, which is faster and smaller there.
+pub(super) const BYTES_PER_SEGMENT: usize = 2048;
 
 /// The largest stored block deflate allows.
 const STORED_MAX: usize = 65_535;
 
 /// Deflates `data` at `level`: its compressible segments deflated one by one, the rest
 /// stored. The result is raw deflate ending byte-aligned and not final, like a whole-chunk
-/// deflate ending in a sync flush.
+/// deflate ending in a sync flush. With more segments than [`BYTES_PER_SEGMENT`] allows, the
+/// whole chunk takes the run-length strategy; a result larger than storing the chunk is
+/// replaced by the stored chunk.
 pub(super) fn deflate(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(data.len() + data.len() / STORED_MAX * 5 + 64);
+    let segments = segments(data);
+    let deflated = segments
+        .iter()
+        .filter(|(_, compressible)| *compressible)
+        .count();
+    if deflated > data.len() / BYTES_PER_SEGMENT {
+        return super::deflate(data, level, Strategy::Rle);
+    }
+    let stored_len = data.len() + data.len().div_ceil(STORED_MAX) * 5;
+    let mut out = Vec::with_capacity(stored_len + 64);
     let mut compressor: Option<Deflate> = None;
-    for (range, compressible) in segments(data) {
+    for (range, compressible) in segments {
         let bytes = &data[range];
         if compressible {
             let compressor = match &mut compressor {
@@ -66,6 +88,10 @@ pub(super) fn deflate(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
         } else {
             store_into(bytes, &mut out);
         }
+    }
+    if out.len() > stored_len {
+        out.clear();
+        store_into(data, &mut out);
     }
     Ok(out)
 }
@@ -356,6 +382,41 @@ mod tests {
     }
 
     #[test]
+    fn short_runs_recurring_often_take_the_run_length_strategy_and_a_loss_is_stored() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        // 15 zero bytes after every 135 random ones: a segment per 150 bytes.
+        let mut often = Vec::new();
+        while often.len() < CHUNK {
+            often.extend((0..135).map(|_| rng.u8(..)));
+            often.extend_from_slice(&[0; 15]);
+        }
+        assert!(segments(&often).len() > 2 * often.len() / BYTES_PER_SEGMENT);
+        let deflated = deflate(&often, 6).unwrap();
+        assert_eq!(
+            deflated,
+            super::super::deflate(&often, 6, Strategy::Rle).unwrap()
+        );
+        assert_eq!(inflate(&deflated), often);
+        // 8 aligned zero bytes after every 2,040 random ones: as many segments as allowed,
+        // each costing more framing than its zeros save, so the chunk is stored.
+        let mut sparse = Vec::new();
+        while sparse.len() < CHUNK {
+            sparse.extend((0..2_040).map(|_| rng.u8(..)));
+            sparse.extend_from_slice(&[0; 8]);
+        }
+        let count = segments(&sparse).iter().filter(|(_, c)| *c).count();
+        assert_eq!(count, sparse.len() / BYTES_PER_SEGMENT);
+        let deflated = deflate(&sparse, 6).unwrap();
+        let mut stored = Vec::new();
+        store_into(&sparse, &mut stored);
+        assert_eq!(deflated, stored);
+        assert_eq!(inflate(&deflated), sparse);
+    }
+
+    /// About a chunk's size.
+    const CHUNK: usize = 1 << 20;
+
+    #[test]
     fn the_estimate_tells_text_from_noise() {
         let mut rng = fastrand::Rng::with_seed(6);
         let noise: Vec<u8> = (0..4096).map(|_| rng.u8(..)).collect();
@@ -368,7 +429,10 @@ mod tests {
             .take(4096)
             .collect();
         assert!(huffman_saves(&text));
-        assert!(!huffman_saves(&text[..TABLE_BYTES as usize]));
+        // Too short to pay for its tables: 120 bytes of text would be coded in about 70,
+        // plus 80 for the tables.
+        assert!(!huffman_saves(&text[..120]));
+        assert!(huffman_saves(&text[..400]));
         for x in [1u64, 2, 3, 1000, 1 << 20, u64::from(u32::MAX)] {
             let exact = (x as f64).log2();
             let approx = log2_q16(x) as f64 / 65536.0;
