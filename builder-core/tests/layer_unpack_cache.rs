@@ -10,8 +10,8 @@ use std::process::Command;
 use std::sync::{Arc, Barrier};
 
 use builder_core::layer::{
-    LayerError, LayerInfo, MEDIA_TYPE_TAR, UnpackError, UnpackedLayers, WhiteoutFormat,
-    unpack_layer,
+    Compression, Content, Entry, EntryKind, LayerError, LayerInfo, LayerOptions, PendingUnpack,
+    UnpackError, UnpackedLayers, WhiteoutFormat, WriteExtras, unpack_layer, write_layer_with,
 };
 use builder_core::oci::{Digest, Image, LayerRef, LayoutImage, OciLayout};
 use layer_unpack_common::{Layer, Meta, blob, gzip, is_root, listing};
@@ -217,42 +217,47 @@ fn busybox_base_unpacks_and_runs_in_a_chroot() {
     assert_eq!(cache.ensure(layer, blob, OVERLAY).unwrap(), lower);
 }
 
-/// A tar with the given regular files (path, mode, mtime, content) under `data/`.
-fn files_layer(files: &[(&str, u32, u64, &[u8])]) -> Vec<u8> {
-    use tar::EntryType;
-    let mut layer = Layer::new();
-    layer.dir("data", Meta::mode(0o755));
+/// Regular files (path, mode, mtime, content) under `data/`, as layer entries.
+fn files(files: &[(&str, u32, i64, &[u8])]) -> Vec<Entry> {
+    let mut entries = vec![Entry::dir("data", 0o755, 0, 0, 1000)];
     for (name, mode, mtime, content) in files {
-        let meta = Meta::owned(*mode, 0, 0, *mtime);
-        layer.raw(EntryType::Regular, name.as_bytes(), b"", meta, content, &[]);
+        entries.push(Entry {
+            path: name.to_string(),
+            kind: EntryKind::File(Content::Bytes(Arc::from(*content))),
+            mode: *mode,
+            uid: 0,
+            gid: 0,
+            mtime: *mtime,
+            xattrs: Default::default(),
+        });
     }
-    layer.finish()
+    entries
 }
 
+/// Writes `entries` as an uncompressed layer while `pending` unpacks it, as a build step does;
+/// returns the writer's account of the layer and its tar.
+fn write_into(entries: Vec<Entry>, pending: &mut PendingUnpack) -> (LayerInfo, Vec<u8>) {
+    let options = LayerOptions {
+        compression: Compression::None,
+        source_date_epoch: None,
+    };
+    let extras = WriteExtras {
+        reuse: None,
+        tar_copy: Some(pending),
+    };
+    write_layer_with(entries, Vec::new(), &options, extras).unwrap()
+}
+
+/// Writes a layer of `entries`, unpacking it into `cache` while it is written with files of
+/// `donor` linked; returns what the unpack gave and the layer's tar.
 fn unpack_while_writing(
     cache: &UnpackedLayers,
-    tar: &[u8],
+    entries: Vec<Entry>,
     donor: Option<PathBuf>,
-) -> Result<PathBuf, LayerError> {
-    use std::io::Write;
-    let mut pending = cache.begin(OVERLAY, donor)?;
-    // Written in uneven pieces, as a layer writer does.
-    for piece in tar.chunks(7_001) {
-        pending.write_all(piece).unwrap();
-    }
-    pending.finish(&written(tar))
-}
-
-/// How a layer writer describes the uncompressed layer `tar`.
-fn written(tar: &[u8]) -> LayerInfo {
-    LayerInfo {
-        digest: Digest::of(tar),
-        diff_id: Digest::of(tar),
-        size: tar.len() as u64,
-        uncompressed_size: tar.len() as u64,
-        media_type: MEDIA_TYPE_TAR,
-        chunks: None,
-    }
+) -> (Result<PathBuf, LayerError>, Vec<u8>) {
+    let mut pending = cache.begin(OVERLAY, donor).unwrap();
+    let (info, tar) = write_into(entries, &mut pending);
+    (pending.finish(&info), tar)
 }
 
 fn inode(path: &Path) -> u64 {
@@ -270,26 +275,28 @@ fn a_layer_unpacked_while_written_links_the_unchanged_files_of_its_donor() {
     let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     let mut big_changed = big.clone();
     big_changed[200_000] ^= 0xff;
-    let old = files_layer(&[
+    let old = files(&[
         ("data/same", 0o644, 1000, b"unchanged"),
         ("data/big", 0o644, 1000, &big),
         ("data/mode", 0o644, 1000, b"mode changes"),
         ("data/mtime", 0o644, 1000, b"mtime changes"),
         ("data/gone", 0o644, 1000, b"removed"),
     ]);
-    let new = files_layer(&[
+    let new = files(&[
         ("data/same", 0o644, 1000, b"unchanged"),
         ("data/big", 0o644, 1000, &big_changed),
         ("data/mode", 0o755, 1000, b"mode changes"),
         ("data/mtime", 0o644, 2000, b"mtime changes"),
         ("data/added", 0o644, 1000, b"new file"),
     ]);
-    let old_dir = unpack_while_writing(&cache, &old, None).unwrap();
+    let (old_dir, old) = unpack_while_writing(&cache, old, None);
+    let old_dir = old_dir.unwrap();
     assert_eq!(
         old_dir,
         tmp.path().join("cache").join(Digest::of(&old).hex())
     );
-    let new_dir = unpack_while_writing(&cache, &new, Some(old_dir.clone())).unwrap();
+    let (new_dir, new) = unpack_while_writing(&cache, new, Some(old_dir.clone()));
+    let new_dir = new_dir.unwrap();
 
     // What a plain unpack of the new layer's blob gives, file for file.
     let plain = tmp.path().join("plain");
@@ -329,34 +336,37 @@ fn a_layer_unpacked_while_written_links_the_unchanged_files_of_its_donor() {
 fn an_unpack_while_writing_of_a_stream_not_as_long_as_the_layer_leaves_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = UnpackedLayers::new(tmp.path().join("cache"));
-    let tar = files_layer(&[("data/a", 0o644, 1000, b"a")]);
-    let layer = written(&tar);
-    // Each stream below unpacks without an error of its own (a tar may end without its two
-    // zero blocks, and what follows them is not read as entries): only the length tells.
-    let short = &tar[..tar.len() - 1024];
-    let mut long = tar.clone();
-    long.extend_from_slice(&[0; 1024]);
-    for (stream, read) in [(short, short.len()), (&long[..], long.len())] {
-        let mut pending = cache.begin(OVERLAY, None).unwrap();
-        std::io::Write::write_all(&mut pending, stream).unwrap();
-        let err = pending.finish(&layer).unwrap_err();
+    let layer = || files(&[("data/a", 0o644, 1000, b"a"), ("data/b", 0o644, 1000, b"b")]);
+    let refused = |result: Result<PathBuf, LayerError>, expected: usize, actual: usize| {
+        let err = result.unwrap_err();
         assert!(
             matches!(
                 err,
-                LayerError::Unpack(UnpackError::StreamLength { expected, actual, .. })
-                    if expected == tar.len() as u64 && actual == read as u64
+                LayerError::Unpack(UnpackError::StreamLength { expected: e, actual: a, .. })
+                    if e == expected as u64 && a == actual as u64
             ),
             "{err:?}"
         );
         assert_eq!(listing(&tmp.path().join("cache")), Vec::<String>::new());
-    }
+    };
+    // More written after the layer (what follows its end blocks is not read as entries, so
+    // only the length tells).
+    let mut pending = cache.begin(OVERLAY, None).unwrap();
+    let (info, tar) = write_into(layer(), &mut pending);
+    std::io::Write::write_all(&mut pending, &[0; 1024]).unwrap();
+    refused(pending.finish(&info), tar.len(), tar.len() + 1024);
+    // Another, shorter layer's stream.
+    let mut pending = cache.begin(OVERLAY, None).unwrap();
+    let (_, short) = write_into(files(&[("data/a", 0o644, 1000, b"a")]), &mut pending);
+    refused(pending.finish(&info), tar.len(), short.len());
     // Dropped half-way: the same.
     let mut pending = cache.begin(OVERLAY, None).unwrap();
     std::io::Write::write_all(&mut pending, &tar[..tar.len() / 2]).unwrap();
     drop(pending);
     assert_eq!(listing(&tmp.path().join("cache")), Vec::<String>::new());
     // The whole stream goes in under the layer's diff_id.
-    let dir = unpack_while_writing(&cache, &tar, None).unwrap();
-    assert_eq!(dir, tmp.path().join("cache").join(layer.diff_id.hex()));
+    let (dir, _) = unpack_while_writing(&cache, layer(), None);
+    let dir = dir.unwrap();
+    assert_eq!(dir, tmp.path().join("cache").join(info.diff_id.hex()));
     assert_eq!(fs::read(dir.join("data/a")).unwrap(), b"a");
 }

@@ -21,8 +21,9 @@
 //! (start, middle, end) are deflated at level 1 first: when none shrinks by 1%, the chunk is
 //! stored (deflate's uncompressed blocks, 5 bytes per 64 KiB, as gzip itself falls back to);
 //! when together they shrink by less than 10%, only the parts of it that compress are
-//! deflated and the rest is stored ([`segments`]); otherwise it is deflated at the level asked
-//! for. The choice depends only on the chunk's bytes, so it is as deterministic as the rest.
+//! deflated and the rest is stored (see `segments.rs`); otherwise it is deflated at the level
+//! asked for. The choice depends only on the chunk's bytes, so it is as deterministic as the
+//! rest.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};

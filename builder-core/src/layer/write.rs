@@ -55,8 +55,11 @@ pub struct LayerOptions {
     pub source_date_epoch: Option<i64>,
 }
 
-/// What a written layer is, for its descriptor and the image config.
+/// What a written layer is, for its descriptor and the image config. Only a layer write makes
+/// one, so that [`super::PendingUnpack::finish`] can take it as the account of the stream it
+/// was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LayerInfo {
     /// Digest of the bytes written (compressed when compression is on).
     pub digest: Digest,
