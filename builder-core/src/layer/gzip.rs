@@ -241,33 +241,47 @@ fn deflate_chunk(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
 /// Deflates `data` on its own (raw deflate, 32 KiB window, zlib's default memory level),
 /// ending with a sync flush (byte-aligned, not final).
 fn deflate(data: &[u8], level: u32, strategy: Strategy) -> io::Result<Vec<u8>> {
-    let mut compress = Deflate::new_with_config(DeflateConfig {
+    let mut out = Vec::new();
+    deflate_into(&mut compressor(level, strategy), data, &mut out)?;
+    Ok(out)
+}
+
+/// A raw deflate compressor (32 KiB window, zlib's default memory level).
+fn compressor(level: u32, strategy: Strategy) -> Deflate {
+    Deflate::new_with_config(DeflateConfig {
         level: level as i32,
         method: Method::Deflated,
         window_bits: -15,
         mem_level: 8,
         strategy,
-    });
+    })
+}
+
+/// Deflates `bytes` with `compressor` (fresh or just reset) and a sync flush, onto `out`.
+fn deflate_into(compressor: &mut Deflate, bytes: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
     // Room for the worst case (stored blocks) and the flush marker, so one call does it all;
     // the loop is only for safety.
-    let mut out = vec![0u8; zlib_rs::compress_bound(data.len()) + 64];
+    let start = out.len();
+    out.resize(start + zlib_rs::compress_bound(bytes.len()) + 64, 0);
     loop {
-        let (consumed, produced) = (compress.total_in() as usize, compress.total_out() as usize);
-        let status = compress
+        let consumed = compressor.total_in() as usize;
+        let produced = compressor.total_out() as usize;
+        let status = compressor
             .compress(
-                &data[consumed..],
-                &mut out[produced..],
+                &bytes[consumed..],
+                &mut out[start + produced..],
                 DeflateFlush::SyncFlush,
             )
             .map_err(|e| io::Error::other(e.as_str()))?;
-        let produced = compress.total_out() as usize;
-        let done = compress.total_in() as usize == data.len() && produced < out.len();
+        let produced = compressor.total_out() as usize;
+        // Done once all is in and the output was not filled (so the flush is complete).
+        let done = compressor.total_in() as usize == bytes.len() && start + produced < out.len();
         if done || status == Status::StreamEnd {
-            out.truncate(produced);
-            return Ok(out);
+            out.truncate(start + produced);
+            return Ok(());
         }
-        if produced == out.len() {
-            out.resize(out.len() * 2, 0);
+        if start + produced == out.len() {
+            out.resize(out.len() + bytes.len() + 64, 0);
         }
     }
 }

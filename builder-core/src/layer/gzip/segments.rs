@@ -29,7 +29,7 @@
 
 use std::io;
 
-use zlib_rs::{Deflate, DeflateConfig, DeflateFlush, Method, Strategy};
+use zlib_rs::{Deflate, Strategy};
 
 /// Stretches of other bytes shorter than this between two runs stay in one compressible
 /// segment with them: a tar header's text fields lie between its zero runs.
@@ -76,15 +76,9 @@ pub(super) fn deflate(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
                     c.reset();
                     c
                 }
-                None => compressor.insert(Deflate::new_with_config(DeflateConfig {
-                    level: level as i32,
-                    method: Method::Deflated,
-                    window_bits: -15,
-                    mem_level: 8,
-                    strategy: Strategy::Default,
-                })),
+                None => compressor.insert(super::compressor(level, Strategy::Default)),
             };
-            deflate_into(compressor, bytes, &mut out)?;
+            super::deflate_into(compressor, bytes, &mut out)?;
         } else {
             store_into(bytes, &mut out);
         }
@@ -200,32 +194,6 @@ fn log2_q16(x: u64) -> u64 {
         (x << (16 - whole)) & 0xffff
     };
     (whole << 16) | fraction
-}
-
-/// Deflates `bytes` with `compressor` (fresh or just reset) and a sync flush, onto `out`.
-fn deflate_into(compressor: &mut Deflate, bytes: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
-    let start = out.len();
-    out.resize(start + zlib_rs::compress_bound(bytes.len()) + 64, 0);
-    loop {
-        let consumed = compressor.total_in() as usize;
-        let produced = compressor.total_out() as usize;
-        compressor
-            .compress(
-                &bytes[consumed..],
-                &mut out[start + produced..],
-                DeflateFlush::SyncFlush,
-            )
-            .map_err(|e| io::Error::other(e.as_str()))?;
-        let produced = compressor.total_out() as usize;
-        // Done once all is in and the output was not filled (so the flush is complete).
-        if compressor.total_in() as usize == bytes.len() && start + produced < out.len() {
-            out.truncate(start + produced);
-            return Ok(());
-        }
-        if start + produced == out.len() {
-            out.resize(out.len() + bytes.len() + 64, 0);
-        }
-    }
 }
 
 /// Appends `bytes` as stored blocks (not final): after a byte-aligned end, a block is a zero
