@@ -205,7 +205,7 @@ fn fingerprint(level: u32) -> CompressorId {
 }
 
 /// How much of the chunk buffer may be bytes already cut off before they are dropped from it.
-const COMPACT_AFTER: usize = 4 * CHUNK_MAX;
+const COMPACT_AFTER: usize = CHUNK_MAX;
 
 /// Size of each of the windows of a chunk deflated at level 1 to tell how compressible it is.
 const PROBE: usize = 16 * 1024;
@@ -260,9 +260,16 @@ fn compressor(level: u32, strategy: Strategy) -> Deflate {
 /// Deflates `bytes` with `compressor` (fresh or just reset) and a sync flush, onto `out`.
 fn deflate_into(compressor: &mut Deflate, bytes: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
     // Room for the worst case (stored blocks) and the flush marker, so one call does it all;
-    // the loop is only for safety.
+    // the loop is only for safety. An empty `out` gets zeroed memory from the allocator, whose
+    // pages only count once written: a chunk's worst case is its whole size, most of it never
+    // touched when it compresses.
     let start = out.len();
-    out.resize(start + zlib_rs::compress_bound(bytes.len()) + 64, 0);
+    let room = zlib_rs::compress_bound(bytes.len()) + 64;
+    if start == 0 {
+        *out = vec![0; room];
+    } else {
+        out.resize(start + room, 0);
+    }
     loop {
         let consumed = compressor.total_in() as usize;
         let produced = compressor.total_out() as usize;
