@@ -488,6 +488,25 @@ fn replacements_within_and_across_layers() {
 }
 
 #[test]
+fn a_directory_deleted_and_made_again_within_one_layer_holds_the_later_entries() {
+    // Entries after the whiteout go into the new directory, not the deleted one.
+    let mut layer = Layer::new();
+    layer
+        .dir("w", Meta::mode(0o755))
+        .file("w/old", b"old")
+        .file(".wh.w", b"")
+        .file("w/new", b"new")
+        .file("w/newer", b"newer");
+    let tmp = tempfile::tempdir().unwrap();
+    let layer = blob(tmp.path(), "layer.tar", &layer.finish());
+    let dest = tmp.path().join("root");
+    fs::create_dir(&dest).unwrap();
+    unpack_layer(&layer, ArchiveFormat::Tar, &dest, WhiteoutFormat::Apply).unwrap();
+    assert_eq!(listing(&dest), ["w", "w/new", "w/newer"]);
+    assert_eq!(fs::read(dest.join("w/newer")).unwrap(), b"newer");
+}
+
+#[test]
 fn root_entry_sets_the_root_metadata_and_dir_mtimes_survive_children() {
     let mut layer = Layer::new();
     layer

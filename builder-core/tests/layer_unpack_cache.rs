@@ -64,8 +64,12 @@ fn ensure_unpacks_once_and_then_reuses_the_directory() {
     assert_ne!(applied, rootless);
     let names: Vec<String> = listing(&tmp.path().join("cache"))
         .into_iter()
-        .filter(|p| !p.contains('/') && !p.ends_with(".lock"))
+        .filter(|p| !p.contains('/') && !p.ends_with(".lock") && !p.ends_with(".nolinks"))
         .collect();
+    // None of them has hard links, and each says so.
+    for d in [&dir, &applied, &rootless] {
+        assert!(UnpackedLayers::has_no_hard_links(d), "{}", d.display());
+    }
     let hex = layer.diff_id.hex();
     assert_eq!(
         names,
@@ -97,14 +101,21 @@ fn concurrent_ensures_unpack_once_and_agree() {
     let dirs: Vec<PathBuf> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert!(dirs.iter().all(|d| d == &dirs[0]));
     assert_eq!(listing(&dirs[0]), ["bin", "etc", "etc/os-release"]);
-    // Only the final directory and its lock: no temporary directory left behind.
+    // Only the final directory, its lock and its marker: no temporary directory left behind.
     let hex = layer.diff_id.hex();
     let mut top: Vec<String> = fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     top.sort();
-    assert_eq!(top, [hex.to_string(), format!("{hex}.lock")]);
+    assert_eq!(
+        top,
+        [
+            hex.to_string(),
+            format!("{hex}.lock"),
+            format!("{hex}.nolinks")
+        ]
+    );
 }
 
 #[test]
@@ -330,6 +341,72 @@ fn a_layer_unpacked_while_written_links_the_unchanged_files_of_its_donor() {
     }
     assert_eq!(fs::read(old_dir.join("data/big")).unwrap(), big);
     assert!(!new_dir.join("data/gone").exists());
+}
+
+#[test]
+fn hard_links_of_the_donor_stay_separate_files_when_the_layer_has_them_apart() {
+    if !is_root() {
+        eprintln!("skipped: the sample files are owned by root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = UnpackedLayers::new(tmp.path().join("cache"));
+    let mut old = files(&[("data/a", 0o644, 1000, b"same bytes")]);
+    old.push(Entry {
+        kind: EntryKind::Hardlink("data/a".to_string()),
+        ..old[1].clone()
+    });
+    old[2].path = "data/b".to_string();
+    let new = files(&[
+        ("data/a", 0o644, 1000, b"same bytes"),
+        ("data/b", 0o644, 1000, b"same bytes"),
+    ]);
+    let (old_dir, _) = unpack_while_writing(&cache, old, None);
+    let old_dir = old_dir.unwrap();
+    assert_eq!(
+        inode(&old_dir.join("data/a")),
+        inode(&old_dir.join("data/b"))
+    );
+    let (new_dir, _) = unpack_while_writing(&cache, new, Some(old_dir.clone()));
+    let new_dir = new_dir.unwrap();
+    // Two files in the layer are two inodes: a step that changes one must not find the other
+    // linked to it. The first is still linked from the donor.
+    let (a, b) = (
+        inode(&new_dir.join("data/a")),
+        inode(&new_dir.join("data/b")),
+    );
+    assert_ne!(a, b);
+    assert_eq!(a, inode(&old_dir.join("data/a")));
+    assert_eq!(fs::read(new_dir.join("data/b")).unwrap(), b"same bytes");
+    // The old layer has a hard link of its own; the new one's only links are to the donor.
+    assert!(!UnpackedLayers::has_no_hard_links(&old_dir));
+    assert!(UnpackedLayers::has_no_hard_links(&new_dir));
+}
+
+#[test]
+fn a_layer_with_hard_links_unpacked_from_its_blob_is_not_marked_as_without() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut layer = Layer::new();
+    layer.file("a", b"a").hardlink("b", "a");
+    let tar = layer.finish();
+    let blob_path = blob(tmp.path(), "layer.tar", &tar);
+    let layer = LayerRef {
+        digest: Digest::of(&tar),
+        diff_id: Digest::of(&tar),
+        size: tar.len() as u64,
+        media_type: "application/vnd.oci.image.layer.v1.tar".to_string(),
+    };
+    let cache = UnpackedLayers::new(tmp.path().join("cache"));
+    let dir = cache.ensure(&layer, &blob_path, OVERLAY).unwrap();
+    assert_eq!(inode(&dir.join("a")), inode(&dir.join("b")));
+    assert!(!UnpackedLayers::has_no_hard_links(&dir));
+    // Removing the layer takes everything of it.
+    assert_eq!(cache.remove(|_| true).unwrap(), 1);
+    let left: Vec<String> = listing(&tmp.path().join("cache"))
+        .into_iter()
+        .filter(|p| !p.ends_with(".lock"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

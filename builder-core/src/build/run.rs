@@ -104,7 +104,10 @@ fn relink_copied_up(mut entries: Vec<Entry>, rootfs: &Rootfs) -> Vec<Entry> {
         let Ok(meta) = lowers[layer].join(&e.path).symlink_metadata() else {
             continue;
         };
-        if !meta.is_file() || meta.nlink() < 2 {
+        // A link count above 1 may only be the donor's links (see `UnpackedLayers::begin`):
+        // a layer known to have no hard links of its own is not searched.
+        if !meta.is_file() || meta.nlink() < 2 || UnpackedLayers::has_no_hard_links(&lowers[layer])
+        {
             continue;
         }
         let index = inodes.entry(layer).or_insert_with(|| {

@@ -89,14 +89,22 @@ impl UnpackedLayers {
             layer: blob.to_path_buf(),
             source,
         })?;
-        unpacker::unpack_stream(
+        let stats = unpacker::unpack_stream(
             decode::decoder(file, format),
             blob,
             temp.path(),
             whiteouts,
             Some(&layer.diff_id),
         )?;
-        publish(temp, target, lock)
+        publish(temp, target, lock, stats.hardlinks == 0)
+    }
+
+    /// Whether `dir`, a layer directory of this cache, is known to have no two paths to one
+    /// inode. Each file of a layer unpacked with a donor is a hard link to the donor's file,
+    /// so a file's link count says nothing of links inside its own layer; this does, for
+    /// layers unpacked since it was recorded (false for older ones, and when unsure).
+    pub fn has_no_hard_links(dir: &Path) -> bool {
+        no_links_marker(dir).exists()
     }
 
     /// Takes the lock of layer directory `name`, creating the cache directory: one unpack of a
@@ -149,14 +157,18 @@ impl UnpackedLayers {
             read: 0,
         };
         let thread = std::thread::spawn(move || {
-            let (_, reader) = unpacker::unpack_entries(
+            let (stats, reader) = unpacker::unpack_entries(
                 reader,
                 Path::new(BEING_WRITTEN),
                 temp.path(),
                 whiteouts,
                 donor.as_deref(),
             )?;
-            Ok((reader.read, temp))
+            Ok(Unpacked {
+                read: reader.read,
+                no_links: stats.hardlinks == 0,
+                temp,
+            })
         });
         Ok(PendingUnpack {
             layers: self.clone(),
@@ -231,12 +243,18 @@ pub struct PendingUnpack {
     layers: UnpackedLayers,
     whiteouts: WhiteoutFormat,
     pipe: PipeWriter,
-    thread: Option<JoinHandle<Unpacked>>,
+    thread: Option<JoinHandle<Result<Unpacked, UnpackError>>>,
 }
 
-/// What the unpacking thread ends with: how many bytes the stream had and the directory it
-/// filled.
-type Unpacked = Result<(u64, tempfile::TempDir), UnpackError>;
+/// What the unpacking thread ends with.
+struct Unpacked {
+    /// How many bytes the stream had.
+    read: u64,
+    /// Whether the layer had no hard links.
+    no_links: bool,
+    /// The directory it filled.
+    temp: tempfile::TempDir,
+}
 
 /// How errors name a layer unpacked from the stream written into it.
 const BEING_WRITTEN: &str = "(layer being written)";
@@ -247,7 +265,11 @@ impl PendingUnpack {
     /// its `tar_copy`). The writer hashed those very bytes, so they are not hashed again here;
     /// a stream that stopped short or ran on (a writer that gave up half-way) is refused.
     pub fn finish(mut self, layer: &LayerInfo) -> Result<PathBuf, LayerError> {
-        let (read, temp) = self.wait()?;
+        let Unpacked {
+            read,
+            no_links,
+            temp,
+        } = self.wait()?;
         if read != layer.uncompressed_size {
             return Err(UnpackError::StreamLength {
                 layer: PathBuf::from(BEING_WRITTEN),
@@ -262,11 +284,11 @@ impl PendingUnpack {
         if is_dir(&target) {
             return Ok(target);
         }
-        publish(temp, target, lock)
+        publish(temp, target, lock, no_links)
     }
 
     /// Ends the stream and waits for the unpacking thread.
-    fn wait(&mut self) -> Unpacked {
+    fn wait(&mut self) -> Result<Unpacked, UnpackError> {
         self.pipe.close();
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
@@ -361,8 +383,19 @@ impl Read for PipeReader {
 }
 
 /// Flushes the unpacked `temp` to disk and renames it to `target`, then lets go of the
-/// layer's `lock`.
-fn publish(temp: tempfile::TempDir, target: PathBuf, lock: File) -> Result<PathBuf, LayerError> {
+/// layer's `lock`. `no_links`: the layer had no hard links, which a marker beside it records
+/// (see [`UnpackedLayers::has_no_hard_links`]).
+fn publish(
+    temp: tempfile::TempDir,
+    target: PathBuf,
+    lock: File,
+    no_links: bool,
+) -> Result<PathBuf, LayerError> {
+    if no_links {
+        // Only ever a hint to skip a search: a layer directory without it is searched. The
+        // layer's content is fixed by its diff_id, so a marker left by a crash is still true.
+        let _ = File::create(no_links_marker(&target));
+    }
     sync_fs(temp.path()).map_err(cache_err(temp.path()))?;
     let temp = temp.keep();
     if let Err(source) = fs::rename(&temp, &target) {
@@ -375,6 +408,13 @@ fn publish(temp: tempfile::TempDir, target: PathBuf, lock: File) -> Result<PathB
     }
     drop(lock);
     Ok(target)
+}
+
+/// The empty file beside layer directory `dir` that says it has no hard links.
+fn no_links_marker(dir: &Path) -> PathBuf {
+    let mut name = dir.as_os_str().to_owned();
+    name.push(".nolinks");
+    PathBuf::from(name)
 }
 
 /// An error of the cache directory at `path`.

@@ -12,6 +12,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::rc::Rc;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
@@ -84,9 +85,11 @@ pub(crate) fn unpack_entries<R: Read>(
         created: HashSet::new(),
         dir_times: BTreeMap::new(),
         buffer: vec![0; COPY_BUFFER],
+        dest_dir: None,
         donor,
         donor_dir: None,
         donor_buffer: Vec::new(),
+        donor_linked: HashSet::new(),
     };
     let mut archive = tar::Archive::new(tar);
     for item in archive.entries().map_err(read_err)? {
@@ -112,12 +115,22 @@ pub(crate) struct Unpacker<'a> {
     /// Directory mtimes to set once every entry is in place, by clean path.
     dir_times: BTreeMap<Vec<u8>, Timespec>,
     buffer: Vec<u8>,
+    /// The destination directory last resolved, by clean path: entries come directory by
+    /// directory, and resolving each one's parent again from the root costs a path walk per
+    /// entry. Dropped whenever anything is removed, which may take that directory away.
+    dest_dir: Option<(Vec<u8>, Rc<OwnedFd>)>,
     /// An earlier unpacked layer whose identical files are linked rather than written.
     donor: Option<Root>,
-    /// The donor directory last opened, by clean path: entries come directory by directory.
-    donor_dir: Option<(Vec<u8>, std::rc::Rc<OwnedFd>)>,
+    /// The donor directory last opened, by clean path (the donor is never written, so it
+    /// stays valid).
+    donor_dir: Option<(Vec<u8>, Rc<OwnedFd>)>,
     /// The donor file's bytes, compared with the entry's.
     donor_buffer: Vec<u8>,
+    /// The donor inodes (device, inode) already linked into this layer. Two regular files of
+    /// a stream are two inodes even when the donor had them as one (hard links there, separate
+    /// files now): a second path gets a file of its own, so that a later step changing one of
+    /// them never sees the other as its hard link.
+    donor_linked: HashSet<(u64, u64)>,
 }
 
 impl Unpacker<'_> {
@@ -165,8 +178,7 @@ impl Unpacker<'_> {
             return self.root_entry(entry_type, &meta, &name);
         }
         let parent_fd = self
-            .root
-            .make_dirs(parent)
+            .dest_dir(parent)
             .map_err(self.fail(&name, "create the parent directory of"))?;
         let parent_fd = parent_fd.as_fd();
         if entry_type == EntryType::Link {
@@ -285,20 +297,25 @@ impl Unpacker<'_> {
         Ok(())
     }
 
-    /// The donor's file at `parent`/`base`, open for reading, when its metadata is what this
-    /// entry would give its new file; the content is compared while reading the entry.
+    /// The donor's file at `parent`/`base`, open for reading, and its (device, inode), when
+    /// its metadata is what this entry would give its new file and no other path of this layer
+    /// links to it yet; the content is compared while reading the entry.
     fn donor_candidate(
         &mut self,
         parent: &[u8],
         base: &[u8],
         meta: &Meta,
         size: u64,
-    ) -> Option<File> {
+    ) -> Option<(File, (u64, u64))> {
         if !meta.xattrs.is_empty() {
             return None;
         }
         let dir = self.donor_dir(parent)?;
         let stat = root::lstat(dir.as_fd(), base).ok()??;
+        let inode = (stat.st_dev, stat.st_ino);
+        if self.donor_linked.contains(&inode) {
+            return None;
+        }
         let same = FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile
             && stat.st_size as u64 == size
             && stat.st_mode & 0o7777 == meta.mode & 0o7777
@@ -308,28 +325,34 @@ impl Unpacker<'_> {
         if !same {
             return None;
         }
-        let fd = rustix::fs::openat(
-            dir.as_fd(),
-            base,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()?;
+        let fd = open_unread(dir.as_fd(), base).ok()?;
         let has_xattrs = rustix::fs::flistxattr(&fd, &mut [0u8; 0][..]).map_or(true, |n| n > 0);
-        (!has_xattrs).then(|| File::from(fd))
+        (!has_xattrs).then(|| (File::from(fd), inode))
     }
 
     /// The donor's directory at clean path `parent` (the donor is never written, so a handle
     /// stays valid).
-    fn donor_dir(&mut self, parent: &[u8]) -> Option<std::rc::Rc<OwnedFd>> {
+    fn donor_dir(&mut self, parent: &[u8]) -> Option<Rc<OwnedFd>> {
         if let Some((path, fd)) = &self.donor_dir
             && path == parent
         {
             return Some(fd.clone());
         }
-        let fd = std::rc::Rc::new(self.donor.as_ref()?.dir(parent).ok()?);
+        let fd = Rc::new(self.donor.as_ref()?.dir(parent).ok()?);
         self.donor_dir = Some((parent.to_vec(), fd.clone()));
         Some(fd)
+    }
+
+    /// The destination directory at clean path `parent`, created when missing.
+    fn dest_dir(&mut self, parent: &[u8]) -> io::Result<Rc<OwnedFd>> {
+        if let Some((path, fd)) = &self.dest_dir
+            && path == parent
+        {
+            return Ok(fd.clone());
+        }
+        let fd = Rc::new(self.root.make_dirs(parent)?);
+        self.dest_dir = Some((parent.to_vec(), fd.clone()));
+        Ok(fd)
     }
 
     /// Makes the regular file `base` in `parent` (at clean directory path `parent_path`): a
@@ -344,7 +367,8 @@ impl Unpacker<'_> {
         meta: &Meta,
         name: &str,
     ) -> Result<Option<Node>, UnpackError> {
-        let Some(mut donor) = self.donor_candidate(parent_path, base, meta, item.size()) else {
+        let Some((mut donor, inode)) = self.donor_candidate(parent_path, base, meta, item.size())
+        else {
             return self.file(item, parent, base, name, None).map(Some);
         };
         let read_err = |source| UnpackError::Read {
@@ -369,10 +393,10 @@ impl Unpacker<'_> {
             }
             matched += n as u64;
         }
-        let donor_dir = self.donor.as_ref().and_then(|d| d.dir(parent_path).ok());
-        if let Some(dir) = donor_dir
+        if let Some(dir) = self.donor_dir(parent_path)
             && rustix::fs::linkat(dir.as_fd(), base, parent, base, AtFlags::empty()).is_ok()
         {
+            self.donor_linked.insert(inode);
             return Ok(None);
         }
         // Linking failed (another file system, too many links): copy the donor's bytes, which
@@ -528,8 +552,10 @@ impl Unpacker<'_> {
         }
     }
 
-    /// Drops pending directory mtimes at and under `path`, which was just removed.
+    /// Drops pending directory mtimes at and under `path`, which was just removed, and the
+    /// directory handle kept for the next entry, which may have gone with it.
     pub(crate) fn forget_dirs(&mut self, path: &[u8]) {
+        self.dest_dir = None;
         let doomed: Vec<Vec<u8>> = self
             .dir_times
             .range(path.to_vec()..)
@@ -590,6 +616,17 @@ pub(crate) fn fail(
         entry,
         action,
         source,
+    }
+}
+
+/// Opens `name` in `dir` to read it without updating its access time, which would cost a
+/// journalled inode write per donor file (`O_NOATIME` needs the file's owner or
+/// `CAP_FOWNER`; without them the file is opened as usual).
+fn open_unread(dir: BorrowedFd<'_>, name: &[u8]) -> rustix::io::Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rustix::fs::openat(dir, name, flags | OFlags::NOATIME, Mode::empty()) {
+        Err(Errno::PERM) => rustix::fs::openat(dir, name, flags, Mode::empty()),
+        other => other,
     }
 }
 
