@@ -350,7 +350,7 @@ pub(super) fn write_chunked<W, F, E>(
     body: F,
 ) -> Result<(W, ChunkIndex, Uncompressed), E>
 where
-    W: Write,
+    W: Write + Send,
     F: FnOnce(&mut dyn Write) -> Result<(), E>,
 {
     let workers = thread::available_parallelism().map_or(1, |n| n.get().min(8));
@@ -367,13 +367,25 @@ where
             }
             (sha, crc)
         });
+        // So is writing the blob (its digest, the file, a push reading it as it grows): a
+        // thread of its own does that too, one chunk behind.
+        let (output, deflated) = sync_channel::<Vec<u8>>(1);
+        let sink = scope.spawn(move || {
+            let mut out = out;
+            out.write_all(&HEADER)?;
+            for bytes in deflated {
+                out.write_all(&bytes)?;
+            }
+            Ok(out)
+        });
         let mut writer = ChunkWriter {
             scope,
             workers,
             level,
             id,
             reuse,
-            out,
+            output: Some(output),
+            sink: Some(sink),
             buffer: Vec::new(),
             start: 0,
             stream: Some(stream),
@@ -385,7 +397,6 @@ where
                 chunks: Vec::new(),
             },
         };
-        writer.out.write_all(&HEADER).map_err(io_error)?;
         body(&mut writer)?;
         writer.finish().map_err(io_error)
     })
@@ -397,7 +408,9 @@ struct ChunkWriter<'scope, 'env, W> {
     level: u32,
     id: CompressorId,
     reuse: &'env dyn ChunkSource,
-    out: W,
+    /// The deflated chunks in stream order, to the thread writing the blob.
+    output: Option<SyncSender<Vec<u8>>>,
+    sink: Option<ScopedJoinHandle<'scope, io::Result<W>>>,
     buffer: Vec<u8>,
     /// Where the bytes not yet cut into chunks begin in `buffer`.
     start: usize,
@@ -459,9 +472,32 @@ impl<'scope, 'env, W: Write> ChunkWriter<'scope, 'env, W> {
     }
 
     fn emit(&mut self, done: Done) -> io::Result<()> {
-        self.out.write_all(&done.deflated)?;
         self.index.chunks.push(done.entry);
-        Ok(())
+        self.send(done.deflated)
+    }
+
+    /// Hands bytes of the blob to the thread writing it; when that thread has stopped, its
+    /// error.
+    fn send(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+        let sent = self.output.as_ref().map(|o| o.send(bytes));
+        if matches!(sent, Some(Ok(()))) {
+            return Ok(());
+        }
+        self.output = None;
+        match self.end_sink() {
+            Err(e) => Err(e),
+            Ok(_) => Err(io::Error::other("the layer blob writer stopped")),
+        }
+    }
+
+    /// Waits for the thread writing the blob, once the sender is gone, and takes back the
+    /// output.
+    fn end_sink(&mut self) -> io::Result<W> {
+        self.sink
+            .take()
+            .map(ScopedJoinHandle::join)
+            .and_then(Result::ok)
+            .unwrap_or_else(|| Err(io::Error::other("the layer blob writer stopped")))
     }
 
     /// Cuts off the chunks whose ends the buffer already decides: every chunk that starts at
@@ -516,9 +552,12 @@ impl<'scope, 'env, W: Write> ChunkWriter<'scope, 'env, W> {
             .map(ScopedJoinHandle::join)
             .and_then(Result::ok)
             .ok_or_else(|| io::Error::other("the layer stream hashing thread stopped"))?;
-        self.out.write_all(&FINAL_BLOCK)?;
-        self.out.write_all(&crc.sum().to_le_bytes())?;
-        self.out.write_all(&crc.amount().to_le_bytes())?;
+        let mut trailer = FINAL_BLOCK.to_vec();
+        trailer.extend_from_slice(&crc.sum().to_le_bytes());
+        trailer.extend_from_slice(&crc.amount().to_le_bytes());
+        self.send(trailer)?;
+        self.output = None;
+        let out = self.end_sink()?;
         let size = self
             .index
             .chunks
@@ -529,7 +568,7 @@ impl<'scope, 'env, W: Write> ChunkWriter<'scope, 'env, W> {
             digest: Digest::from_hasher(sha),
             size,
         };
-        Ok((self.out, self.index, uncompressed))
+        Ok((out, self.index, uncompressed))
     }
 }
 
@@ -581,6 +620,51 @@ mod tests {
         let mut out = Vec::new();
         GzDecoder::new(blob).read_to_end(&mut out).unwrap();
         out
+    }
+
+    /// An output that takes `room` bytes, then fails.
+    struct Full {
+        room: usize,
+    }
+
+    impl Write for Full {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::other("no space left for the blob"));
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_output_that_fails_fails_the_write_with_its_error() {
+        let data = sample(12 << 20, 7);
+        for room in [0, 5, 300 << 10, 3 << 20] {
+            let result = write_chunked(1, &NoChunks, Full { room }, |e| e, |w| w.write_all(&data));
+            let error = result.err().expect("the write must fail");
+            assert_eq!(
+                error.to_string(),
+                "no space left for the blob",
+                "room {room}"
+            );
+        }
+        // With room for all of it, the same output gives the whole blob.
+        let (blob, _, _) =
+            write_chunked(1, &NoChunks, Vec::new(), |e| e, |w| w.write_all(&data)).unwrap();
+        let (_, _, _) = write_chunked(
+            1,
+            &NoChunks,
+            Full { room: blob.len() },
+            |e| e,
+            |w| w.write_all(&data),
+        )
+        .unwrap();
     }
 
     /// Chunks of earlier blobs, as the cache offers them, counting what it gave.

@@ -85,7 +85,7 @@ pub struct LayerInfo {
 /// first path also takes the mode, owner, mtime and xattrs of the entry that held the content.
 /// Headers follow Go's `archive/tar` (USTAR when possible, PAX otherwise), with empty user and
 /// group names and no atime/ctime; mtimes are clamped to `source_date_epoch` when it is set.
-pub fn write_layer<W: Write>(
+pub fn write_layer<W: Write + Send>(
     entries: Vec<Entry>,
     out: W,
     opts: &LayerOptions,
@@ -105,7 +105,7 @@ pub struct WriteExtras<'a> {
 }
 
 /// [`write_layer`] with [`WriteExtras`].
-pub fn write_layer_with<W: Write>(
+pub fn write_layer_with<W: Write + Send>(
     entries: Vec<Entry>,
     out: W,
     opts: &LayerOptions,
