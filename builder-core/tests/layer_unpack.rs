@@ -365,6 +365,33 @@ fn apply_mode_deletes_whiteouts_and_clears_opaque_directories() {
 }
 
 #[test]
+fn apply_mode_keeps_what_the_layer_put_under_a_directory_it_makes_opaque() {
+    // `d/sub` is not listed, only made for `d/sub/f`: the opaque marker after it clears what
+    // the layer below had in `d`, and keeps the layer's own file.
+    let mut base = Layer::new();
+    base.dir("d", Meta::mode(0o755))
+        .file("d/old", b"old")
+        .dir("d/sub", Meta::mode(0o755))
+        .file("d/sub/below", b"below");
+    let mut top = Layer::new();
+    top.file("d/sub/f", b"f").file("d/.wh..wh..opq", b"");
+    let tmp = tempfile::tempdir().unwrap();
+    let base = blob(tmp.path(), "base.tar", &base.finish());
+    let top = blob(tmp.path(), "top.tar", &top.finish());
+    let dest = tmp.path().join("root");
+    fs::create_dir(&dest).unwrap();
+    unpack_layer(&base, ArchiveFormat::Tar, &dest, WhiteoutFormat::Apply).unwrap();
+    unpack_layer(&top, ArchiveFormat::Tar, &dest, WhiteoutFormat::Apply).unwrap();
+    assert_eq!(listing(&dest), ["d", "d/sub", "d/sub/f"]);
+
+    // The same on an empty root.
+    let fresh = tmp.path().join("fresh");
+    fs::create_dir(&fresh).unwrap();
+    unpack_layer(&top, ArchiveFormat::Tar, &fresh, WhiteoutFormat::Apply).unwrap();
+    assert_eq!(listing(&fresh), ["d", "d/sub", "d/sub/f"]);
+}
+
+#[test]
 fn overlay_mode_records_whiteouts_as_devices_and_opaque_xattrs() {
     let tmp = tempfile::tempdir().unwrap();
     let (_, top) = base_and_deleting_layers(tmp.path());

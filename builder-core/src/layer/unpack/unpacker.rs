@@ -545,11 +545,22 @@ impl Unpacker<'_> {
         Ok(())
     }
 
-    /// Notes that this layer created `path`, for opaque directories in Apply mode.
+    /// Notes that this layer created `path`, for opaque directories in Apply mode, and that
+    /// its parent directories hold something of this layer, whether the layer listed them or
+    /// they were made for it: an opaque marker clears what they had, not them.
     pub(crate) fn record(&mut self, path: Vec<u8>) {
-        if self.whiteouts == WhiteoutFormat::Apply {
-            self.created.insert(path);
+        if self.whiteouts != WhiteoutFormat::Apply {
+            return;
         }
+        let mut end = path.len();
+        while let Some(slash) = path[..end].iter().rposition(|&b| b == b'/') {
+            // A parent already noted had its own parents noted with it.
+            if !self.created.insert(path[..slash].to_vec()) {
+                break;
+            }
+            end = slash;
+        }
+        self.created.insert(path);
     }
 
     /// Drops pending directory mtimes at and under `path`, which was just removed, and the
