@@ -48,6 +48,17 @@ fn file_entry(path: &str, body: &[u8], mode: u32) -> Entry {
 
 const OVERLAY: WhiteoutFormat = WhiteoutFormat::Overlay { user_xattr: false };
 
+/// Unpacks uncompressed layers `tars`, in order, into a new directory under `tmp`.
+fn unpacked(tmp: &Path, tars: &[Vec<u8>], whiteouts: WhiteoutFormat) -> std::path::PathBuf {
+    let dest = tmp.join("root");
+    fs::create_dir(&dest).unwrap();
+    for (i, tar) in tars.iter().enumerate() {
+        let layer = blob(tmp, &format!("layer-{i}.tar"), tar);
+        unpack_layer(&layer, ArchiveFormat::Tar, &dest, whiteouts).unwrap();
+    }
+    dest
+}
+
 #[test]
 fn every_entry_kind_keeps_its_type_owner_mode_mtime_and_xattrs() {
     let mut suid = file_entry("usr/bin/su", b"#!/bin/sh\n", 0o4755);
@@ -284,10 +295,7 @@ fn absolute_symlinks_in_parents_resolve_inside_the_root() {
         .file("bin/sh", b"shell")
         .file("/etc/absolute", b"abs");
     let tmp = tempfile::tempdir().unwrap();
-    let layer = blob(tmp.path(), "layer.tar", &layer.finish());
-    let dest = tmp.path().join("root");
-    fs::create_dir(&dest).unwrap();
-    unpack_layer(&layer, ArchiveFormat::Tar, &dest, WhiteoutFormat::Apply).unwrap();
+    let dest = unpacked(tmp.path(), &[layer.finish()], WhiteoutFormat::Apply);
 
     assert_eq!(fs::read(dest.join("kiln-test-run/x.pid")).unwrap(), b"42");
     assert_eq!(fs::read(dest.join("usr/bin/sh")).unwrap(), b"shell");
@@ -375,19 +383,18 @@ fn apply_mode_keeps_what_the_layer_put_under_a_directory_it_makes_opaque() {
         .file("d/sub/below", b"below");
     let mut top = Layer::new();
     top.file("d/sub/f", b"f").file("d/.wh..wh..opq", b"");
+    let top = top.finish();
     let tmp = tempfile::tempdir().unwrap();
-    let base = blob(tmp.path(), "base.tar", &base.finish());
-    let top = blob(tmp.path(), "top.tar", &top.finish());
-    let dest = tmp.path().join("root");
-    fs::create_dir(&dest).unwrap();
-    unpack_layer(&base, ArchiveFormat::Tar, &dest, WhiteoutFormat::Apply).unwrap();
-    unpack_layer(&top, ArchiveFormat::Tar, &dest, WhiteoutFormat::Apply).unwrap();
+    let dest = unpacked(
+        tmp.path(),
+        &[base.finish(), top.clone()],
+        WhiteoutFormat::Apply,
+    );
     assert_eq!(listing(&dest), ["d", "d/sub", "d/sub/f"]);
 
     // The same on an empty root.
-    let fresh = tmp.path().join("fresh");
-    fs::create_dir(&fresh).unwrap();
-    unpack_layer(&top, ArchiveFormat::Tar, &fresh, WhiteoutFormat::Apply).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let fresh = unpacked(tmp.path(), &[top], WhiteoutFormat::Apply);
     assert_eq!(listing(&fresh), ["d", "d/sub", "d/sub/f"]);
 }
 
@@ -525,10 +532,7 @@ fn a_directory_deleted_and_made_again_within_one_layer_holds_the_later_entries()
         .file("w/new", b"new")
         .file("w/newer", b"newer");
     let tmp = tempfile::tempdir().unwrap();
-    let layer = blob(tmp.path(), "layer.tar", &layer.finish());
-    let dest = tmp.path().join("root");
-    fs::create_dir(&dest).unwrap();
-    unpack_layer(&layer, ArchiveFormat::Tar, &dest, WhiteoutFormat::Apply).unwrap();
+    let dest = unpacked(tmp.path(), &[layer.finish()], WhiteoutFormat::Apply);
     assert_eq!(listing(&dest), ["w", "w/new", "w/newer"]);
     assert_eq!(fs::read(dest.join("w/newer")).unwrap(), b"newer");
 }
@@ -541,10 +545,7 @@ fn root_entry_sets_the_root_metadata_and_dir_mtimes_survive_children() {
         .dir("./a", Meta::owned(0o755, 0, 0, 1_222_222_222))
         .file("./a/b", b"b");
     let tmp = tempfile::tempdir().unwrap();
-    let layer = blob(tmp.path(), "layer.tar", &layer.finish());
-    let dest = tmp.path().join("root");
-    fs::create_dir(&dest).unwrap();
-    unpack_layer(&layer, ArchiveFormat::Tar, &dest, OVERLAY).unwrap();
+    let dest = unpacked(tmp.path(), &[layer.finish()], OVERLAY);
     assert_eq!(mode(&dest), 0o751);
     assert_eq!(fs::metadata(&dest).unwrap().mtime(), 1_111_111_111);
     assert_eq!(fs::metadata(dest.join("a")).unwrap().mtime(), 1_222_222_222);

@@ -104,14 +104,17 @@ fn relink_copied_up(mut entries: Vec<Entry>, rootfs: &Rootfs) -> Vec<Entry> {
         let Ok(meta) = lowers[layer].join(&e.path).symlink_metadata() else {
             continue;
         };
-        // A link count above 1 may only be the donor's links (see `UnpackedLayers::begin`):
-        // a layer known to have no hard links of its own is not searched.
-        if !meta.is_file() || meta.nlink() < 2 || UnpackedLayers::has_no_hard_links(&lowers[layer])
-        {
+        if !meta.is_file() || meta.nlink() < 2 {
             continue;
         }
         let index = inodes.entry(layer).or_insert_with(|| {
             let mut by_inode: HashMap<u64, Vec<String>> = HashMap::new();
+            // A link count above 1 may only be the donor's links (see
+            // `UnpackedLayers::begin`): a layer known to have no hard links of its own is not
+            // searched.
+            if UnpackedLayers::has_no_hard_links(&lowers[layer]) {
+                return by_inode;
+            }
             for item in walkdir::WalkDir::new(&lowers[layer]).into_iter().flatten() {
                 let Ok(m) = item.metadata() else { continue };
                 if m.is_file()
